@@ -1,0 +1,3 @@
+from mattectl.cli.main import main
+
+main()

@@ -1,0 +1,85 @@
+"""The model lifecycle, written once: lazy, locked, idempotent load; unload; predict."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from mattectl.backends.catalog import ModelSpec
+from mattectl.config import ModelsConfig
+
+logger = logging.getLogger(__name__)
+
+
+class MattingBackend(ABC):
+    """Turns an RGB photo into an alpha matte.
+
+    ``predict(rgb)`` takes an ``HxWx3`` ``uint8`` RGB array and returns an ``HxW`` ``float32``
+    array in ``[0, 1]`` of the same height and width (1 = subject). Calls are serialised per
+    instance, and the first call loads the model. Subclasses implement ``_load`` (returning the
+    device they really use, e.g. ``"cpu"`` or ``"cuda:0"``), ``_unload`` and ``_predict``.
+    """
+
+    def __init__(self, spec: ModelSpec, weights: Path, options: ModelsConfig) -> None:
+        self.spec = spec
+        self.weights = weights
+        self.options = options
+        self._lock = threading.RLock()
+        self._device: str | None = None
+        self.last_used = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def loaded(self) -> bool:
+        return self._device is not None
+
+    @property
+    def device(self) -> str | None:
+        """The device the loaded model runs on; None while not loaded."""
+        return self._device
+
+    def load(self) -> str:
+        with self._lock:
+            if self._device is None:
+                started = time.perf_counter()
+                self._device = self._load()
+                logger.info("loaded model %s from %s on %s in %.1f s", self.name, self.weights,
+                            self._device, time.perf_counter() - started)
+            return self._device
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._device is not None:
+                self._unload()
+                self._device = None
+                logger.info("unloaded model %s", self.name)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        with self._lock:
+            self.load()
+            self.last_used = time.monotonic()
+            alpha = self._predict(rgb)
+            self.last_used = time.monotonic()
+        if alpha.shape != rgb.shape[:2] or alpha.dtype != np.float32:
+            raise AssertionError(
+                f"{type(self).__name__} broke its contract: {alpha.shape} {alpha.dtype}")
+        return alpha
+
+    @abstractmethod
+    def _load(self) -> str: ...
+
+    @abstractmethod
+    def _unload(self) -> None: ...
+
+    @abstractmethod
+    def _predict(self, rgb: np.ndarray) -> np.ndarray: ...

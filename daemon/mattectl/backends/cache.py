@@ -1,0 +1,75 @@
+"""One backend instance per model, loaded on first use and unloaded when idle."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mattectl.backends import backend_class
+from mattectl.backends.base import MattingBackend
+from mattectl.backends.catalog import MODELS, Availability, availability
+from mattectl.config import ModelsConfig
+from mattectl.errors import ModelUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+class ModelCache:
+    def __init__(self, options: ModelsConfig, models_dir: Path) -> None:
+        self.options = options
+        self.models_dir = models_dir
+        self._backends: dict[str, MattingBackend] = {}
+        self._lock = threading.Lock()
+
+    def availability(self, name: str) -> Availability:
+        return availability(MODELS[name], self.models_dir, self.options.paths.get(name))
+
+    def get(self, name: str) -> MattingBackend:
+        """The backend for a model (not necessarily loaded yet); raises if it cannot run here."""
+        with self._lock:
+            backend = self._backends.get(name)
+            if backend is not None:
+                return backend
+            found = self.availability(name)
+            if not found.ok or found.weights is None:
+                raise ModelUnavailableError(found.reason)
+            spec = MODELS[name]
+            backend = backend_class(spec.backend)(spec, found.weights, self.options)
+            self._backends[name] = backend
+            return backend
+
+    def loaded(self) -> dict[str, str]:
+        """``{model: device}`` for every loaded model."""
+        with self._lock:
+            return {name: b.device for name, b in self._backends.items() if b.device}
+
+    def describe(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """What ``mattectl status`` shows for each model."""
+        loaded = self.loaded()
+        out = {}
+        for name in names:
+            found = self.availability(name)
+            out[name] = {"available": found.ok, "reason": found.reason,
+                         "weights": str(found.weights) if found.weights else None,
+                         "loaded": name in loaded, "device": loaded.get(name)}
+        return out
+
+    def unload_idle(self, max_idle_s: float, now: float | None = None) -> list[str]:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            backends = list(self._backends.values())
+        unloaded = []
+        for backend in backends:
+            if backend.loaded and now - backend.last_used > max_idle_s:
+                backend.unload()
+                unloaded.append(backend.name)
+        return unloaded
+
+    def unload_all(self) -> None:
+        with self._lock:
+            backends = list(self._backends.values())
+        for backend in backends:
+            backend.unload()

@@ -1,0 +1,87 @@
+"""U²-Net and U²-NetP on PyTorch: CUDA in half precision when there is a GPU, else the CPU."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+
+import numpy as np
+import torch
+
+from mattectl.backends.base import MattingBackend
+from mattectl.backends.u2net_arch import U2NET, U2NETP
+from mattectl.backends.u2net_processing import postprocess, preprocess
+from mattectl.errors import BackendError, ModelUnavailableError
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURES = {"u2net": U2NET, "u2netp": U2NETP}
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` means the first GPU when CUDA works, else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"device '{requested}' was asked for, but CUDA is not available")
+    return device
+
+
+def load_state_dict(path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint as plain tensors, never executing pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelUnavailableError(
+            f"cannot read weights {path}: {exc} (truncated or corrupt? "
+            "`mattectl models verify` checks the files)") from exc
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelUnavailableError(f"{path} holds no state_dict")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+class U2NetBackend(MattingBackend):
+    """Returns the official ``d0`` output, min-max normalised and resized back to the photo."""
+
+    _net: torch.nn.Module | None = None
+    _torch_device: torch.device
+    _dtype: torch.dtype = torch.float32
+
+    def _load(self) -> str:
+        device = resolve_device(self.options.device)
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        net = ARCHITECTURES[self.spec.variant]()
+        state = load_state_dict(self.weights)
+        try:
+            # Weights may be stored in half precision; the network is built in float32.
+            net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        except RuntimeError as exc:
+            raise ModelUnavailableError(
+                f"{self.weights} is not a {self.spec.variant} checkpoint: {str(exc)[:300]}"
+            ) from exc
+        self._dtype = torch.float16 if device.type == "cuda" and self.options.u2net.half \
+            else torch.float32
+        self._net = net.eval().to(device=device, dtype=self._dtype)
+        self._torch_device = device
+        return str(device)
+
+    def _unload(self) -> None:
+        self._net = None
+        if self._torch_device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _predict(self, rgb: np.ndarray) -> np.ndarray:
+        assert self._net is not None
+        resample = self.options.u2net.resample
+        x = torch.from_numpy(preprocess(rgb, resample))
+        try:
+            with torch.inference_mode():
+                d0 = self._net(x.to(self._torch_device, self._dtype, non_blocking=True))[0]
+                prediction = d0[0, 0].float().cpu().numpy()
+        except torch.OutOfMemoryError as exc:
+            raise BackendError(f"{self.name} ran out of GPU memory: {exc}") from exc
+        return postprocess(prediction, rgb.shape[1], rgb.shape[0], resample)

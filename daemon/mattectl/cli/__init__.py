@@ -1,0 +1,1 @@
+"""The `mattectl` command line: one module per command group, each thin over the services."""

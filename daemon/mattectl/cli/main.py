@@ -1,0 +1,58 @@
+"""Entry point: builds the Typer app and maps mattectl's errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mattectl import __version__
+from mattectl.cli import config_cmd, jobs, process, run, status
+from mattectl.cli.common import err_console
+from mattectl.errors import MattectlError
+
+app = typer.Typer(
+    name="mattectl",
+    help="Portrait-matting hotfolder daemon: drop photos in, get cutouts out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("run")(run.run)
+app.command("status")(status.status)
+app.command("process")(process.process)
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(config_cmd.app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mattectl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Portrait-matting hotfolder daemon: drop photos in, get cutouts out."""
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MattectlError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(int(exc.exit_code))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

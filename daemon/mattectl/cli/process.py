@@ -1,0 +1,76 @@
+"""`mattectl process`: a one-shot batch over files or folders through the daemon's pipeline."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mattectl.backends.cache import ModelCache
+from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
+from mattectl.config import DEFAULT_EXTENSIONS
+from mattectl.errors import ExitCode, MattectlError, ModelUnavailableError
+from mattectl.fsutil import write_file
+from mattectl.jobs.pipeline import MattingPipeline
+from mattectl.watch.filters import ignore_reason
+
+
+def collect_inputs(paths: list[Path]) -> Iterator[tuple[Path, PurePath]]:
+    """``(file, output-relative path)`` for each photo; folders are walked, their structure kept."""
+    for path in paths:
+        if path.is_dir():
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    rel = (Path(folder) / name).relative_to(path)
+                    if ignore_reason(rel, DEFAULT_EXTENSIONS) is None:
+                        yield Path(folder) / name, rel
+        else:
+            yield path, PurePath(path.name)
+
+
+def process(
+    paths: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the cutouts.")],
+    model: Annotated[str | None, typer.Option("--model", "-m",
+                                              help="Model [default: first folder's, or u2netp]")]
+    = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing cutouts.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Cut out every photo now, without the daemon; exit 1 if any photo failed."""
+    settings = load_settings_or_defaults(config)
+    model = model or (settings.watch[0].model if settings.watch else "u2netp")
+    models = ModelCache(settings.models, settings.models_dir)
+    found = models.availability(model)
+    if not found.ok:
+        raise ModelUnavailableError(found.reason)
+    pipeline = MattingPipeline(models, max_pixels=settings.daemon.max_pixels)
+    inputs = list(collect_inputs(paths))
+    failures: list[tuple[Path, str]] = []
+    written = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("matting", total=len(inputs))
+        for path, rel in inputs:
+            progress.update(task, description=str(rel))
+            try:
+                if not path.is_file():
+                    raise MattectlError(f"{path}: no such file")
+                cutout = pipeline.run(path.read_bytes(), name=str(rel), model=model)
+                target = out / rel.with_suffix(".png")
+                write_file(target, cutout.png, "overwrite" if overwrite else "suffix")
+                written += 1
+            except (MattectlError, OSError) as exc:
+                failures.append((path, str(exc)))
+            progress.advance(task)
+    console.print(f"{written} cutout(s) written to {out}, {len(failures)} failed", highlight=False)
+    for path, why in failures:
+        err_console.print(f"[red]failed[/] {path}: {why}", highlight=False)
+    if failures:
+        raise typer.Exit(ExitCode.FAILURE)

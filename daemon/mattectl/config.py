@@ -1,0 +1,334 @@
+"""Typed, strict configuration: unknown keys are errors, every key has a default and a description.
+
+``load(path)`` reads TOML with :mod:`tomllib`, resolves relative paths against the file's folder,
+applies the environment overrides and runs the cross-field checks; every problem is reported with
+its key path (``watch[1].output``) in one :class:`~mattectl.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from mattectl.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/mattectl/config.toml")
+ENV_CONFIG = "MATTECTL_CONFIG"
+ENV_MODELS_DIR = "MATTECTL_MODELS_DIR"
+ENV_STATE_DIR = "MATTECTL_STATE_DIR"
+
+DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
+TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    """Expand ``~`` and make a path absolute against the config file's folder."""
+    value = value.expanduser()
+    if not value.is_absolute():
+        base = (info.context or {}).get("base_dir", Path.cwd())
+        value = Path(base) / value
+    return Path(os.path.normpath(value))
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+def _default_state_dir() -> Path:
+    # systemd sets STATE_DIRECTORY for units with StateDirectory=.
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
+    return Path("~/.local/state/mattectl").expanduser()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DaemonConfig(_Strict):
+    state_dir: ConfigPath = Field(
+        default_factory=_default_state_dir,
+        description="Job database, pid file and heartbeat. Env MATTECTL_STATE_DIR overrides it.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity."
+    )
+    workers: int = Field(1, ge=1, le=16, description="Jobs processed at the same time.")
+    rescan_interval_s: float = Field(
+        60.0, gt=0, description="Full rescan of every drop folder, to catch missed events."
+    )
+    heartbeat_s: float = Field(5.0, gt=0, description="How often the daemon says it is alive.")
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts per job for errors worth retrying (disk full, permissions)."
+    )
+    retry_delay_s: float = Field(30.0, ge=0, description="Wait before the first retry; doubles.")
+    max_pixels: int = Field(
+        200_000_000, gt=0, description="Inputs with more pixels are rejected before decoding."
+    )
+
+
+class U2NetConfig(_Strict):
+    resample: Literal["official", "lanczos"] = Field(
+        "official",
+        description=(
+            "Resizing to and from 320x320: 'official' is the U-2-Net authors' anti-aliased "
+            "bilinear, 'lanczos' is what rembg uses."
+        ),
+    )
+    half: bool = Field(True, description="Half precision on CUDA (ignored on the CPU).")
+
+
+class ModelsConfig(_Strict):
+    dir: ConfigPath | None = Field(
+        None,
+        description=(
+            "Where `mattectl models pull` puts weights, one sub-folder per model. Default: "
+            "<state_dir>/models. Env MATTECTL_MODELS_DIR overrides it."
+        ),
+    )
+    paths: dict[str, ConfigPath] = Field(
+        default_factory=dict,
+        description="Explicit weight files per model name, e.g. u2netp = '/opt/w/u2netp.pth'.",
+    )
+    device: str = Field("auto", description="'auto' (GPU when there is one), 'cpu', 'cuda[:N]'.")
+    require_gpu: bool = Field(False, description="Refuse to start without a GPU.")
+    threads: int = Field(
+        0, ge=0, description="CPU threads for inference; 0 lets the framework choose.")
+    idle_unload_s: float = Field(
+        900.0, ge=0, description="Unload a model unused this long (0 keeps models loaded)."
+    )
+    preload: list[str] = Field(
+        default_factory=list, description="Models loaded at start-up instead of on first use."
+    )
+    u2net: U2NetConfig = Field(default_factory=U2NetConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        return value
+
+
+class WatchConfig(_Strict):
+    name: str = Field(description="Short name shown in status and job lists.")
+    input: ConfigPath = Field(description="The drop folder. Must exist.")
+    output: ConfigPath = Field(description="Where cutouts go (created when missing).")
+    recursive: bool = Field(True, description="Watch sub-folders too; output mirrors them.")
+    extensions: tuple[str, ...] = Field(DEFAULT_EXTENSIONS, description="File types picked up.")
+    polling: bool = Field(False, description="Poll instead of inotify (NAS, SMB and NFS mounts).")
+    poll_interval_s: float = Field(2.0, gt=0, description="Polling period when polling = true.")
+    stability_s: float = Field(
+        3.0, ge=0, description="A file is taken once its size and mtime are unchanged this long."
+    )
+    model: str = Field("u2netp", description="Model that mattes this folder's photos.")
+    on_success: Literal["keep", "move"] = Field("keep", description="What happens to the original.")
+    on_failure: Literal["keep", "move"] = Field("keep", description="Likewise when the job fails.")
+    processed_dir: ConfigPath | None = Field(None, description="Needed when on_success = 'move'.")
+    failed_dir: ConfigPath | None = Field(None, description="Needed when on_failure = 'move'.")
+    output_template: str = Field(
+        "{stem}.png", description=f"Output file name; fields: {', '.join(TEMPLATE_FIELDS)}."
+    )
+    on_collision: Literal["suffix", "overwrite", "skip"] = Field(
+        "suffix", description="When the output name exists: add -1, -2...; replace it; or skip."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError("use letters, digits, '-', '_' and '.' (at most 64)")
+        return value
+
+    @field_validator("extensions")
+    @classmethod
+    def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(ext.lower().lstrip(".") for ext in value)
+        if not cleaned or not all(re.fullmatch(r"[a-z0-9]+", ext) for ext in cleaned):
+            raise ValueError("list file extensions such as 'jpg' (letters and digits)")
+        return cleaned
+
+    @field_validator("output_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            rendered = render_template(
+                value, stem="x", ext="jpg", name="x.jpg", model="m", day=date.today(), folder="f"
+            )
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad template ({exc}); fields: {', '.join(TEMPLATE_FIELDS)}") from exc
+        if not rendered.lower().endswith(".png"):
+            raise ValueError("the output is an RGBA PNG: the template must end in '.png'")
+        return value
+
+
+class Settings(_Strict):
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    watch: list[WatchConfig] = Field(default_factory=list)
+    source: Path | None = Field(None, exclude=True, description="The file this was read from.")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models.dir or self.daemon.state_dir / "models"
+
+    @property
+    def database_path(self) -> Path:
+        return self.daemon.state_dir / "jobs.sqlite3"
+
+    def watch_named(self, name: str) -> WatchConfig:
+        for watch in self.watch:
+            if watch.name == name:
+                return watch
+        raise KeyError(name)
+
+
+def render_template(
+    template: str, *, stem: str, ext: str, name: str, model: str, day: date, folder: str
+) -> str:
+    return template.format(
+        stem=stem, ext=ext, name=name, model=model, date=day.isoformat(), folder=folder
+    )
+
+
+# -- cross-field checks: each yields (key path, message) ------------------------------------------
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _check_folders(settings: Settings) -> Iterator[tuple[str, str]]:
+    for i, watch in enumerate(settings.watch):
+        key = f"watch[{i}]"
+        if not watch.input.is_dir():
+            yield f"{key}.input", f"folder does not exist: {watch.input}"
+        if _inside(watch.output, watch.input) or _inside(watch.input, watch.output):
+            yield f"{key}.output", (
+                f"input {watch.input} and output {watch.output} must not be nested"
+            )
+        for mode, folder, field in (
+            (watch.on_success, watch.processed_dir, "processed_dir"),
+            (watch.on_failure, watch.failed_dir, "failed_dir"),
+        ):
+            if mode == "move" and folder is None:
+                yield f"{key}.{field}", "required when the original is moved"
+            if folder is not None and _inside(folder, watch.output):
+                yield f"{key}.{field}", f"must not be inside the output folder {watch.output}"
+
+
+def _check_unique(settings: Settings) -> Iterator[tuple[str, str]]:
+    seen_names: dict[str, int] = {}
+    seen_inputs: dict[Path, int] = {}
+    for i, watch in enumerate(settings.watch):
+        if watch.name in seen_names:
+            first = seen_names[watch.name]
+            yield f"watch[{i}].name", f"'{watch.name}' is already used by watch[{first}]"
+        seen_names.setdefault(watch.name, i)
+        for j_path, j in seen_inputs.items():
+            if _inside(watch.input, j_path) or _inside(j_path, watch.input):
+                yield f"watch[{i}].input", f"overlaps watch[{j}].input {j_path}"
+        seen_inputs[watch.input] = i
+        for j, other in enumerate(settings.watch[:i]):
+            if _inside(watch.output, other.input) or _inside(other.output, watch.input):
+                yield f"watch[{i}].output", f"nested with watch[{j}]'s folders"
+
+
+def _check_models(settings: Settings) -> Iterator[tuple[str, str]]:
+    from mattectl.backends.catalog import MODELS
+
+    known = ", ".join(sorted(MODELS))
+    for i, watch in enumerate(settings.watch):
+        if watch.model not in MODELS:
+            yield f"watch[{i}].model", f"unknown model '{watch.model}' (known: {known})"
+    for name in settings.models.paths:
+        if name not in MODELS:
+            yield f"models.paths.{name}", f"unknown model (known: {known})"
+    for i, name in enumerate(settings.models.preload):
+        if name not in MODELS:
+            yield f"models.preload[{i}]", f"unknown model '{name}' (known: {known})"
+
+
+CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
+    _check_folders,
+    _check_unique,
+    _check_models,
+)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
+    for env, section, key in (
+        (ENV_MODELS_DIR, "models", "dir"),
+        (ENV_STATE_DIR, "daemon", "state_dir"),
+    ):
+        if value := os.environ.get(env):
+            section_data = data.setdefault(section, {})
+            if isinstance(section_data, dict):
+                section_data[key] = os.path.abspath(os.path.expanduser(value))
+    return data
+
+
+def parse(
+    data: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None
+) -> Settings:
+    """Validate a config tree (as read from TOML) and run every cross-field check."""
+    base = base_dir or Path.cwd()
+    try:
+        settings = Settings.model_validate(_apply_env(data), context={"base_dir": base})
+    except ValidationError as exc:
+        problems = [(_key_path(err["loc"]), _message(err)) for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+    problems = [problem for check in CHECKS for problem in check(settings)]
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def default_path() -> Path:
+    return Path(os.environ.get(ENV_CONFIG, DEFAULT_CONFIG))
+
+
+def load(path: Path | str | None = None) -> Settings:
+    """Read and validate a config file (default: $MATTECTL_CONFIG, else /etc/mattectl/...)."""
+    path = Path(path) if path is not None else default_path()
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(path), [("", "config file not found")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [("", f"not valid TOML: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [("", f"cannot read: {exc.strerror}")]) from None
+    settings = parse(data, source=str(path), base_dir=path.resolve().parent)
+    return settings.model_copy(update={"source": path.resolve()})

@@ -1,0 +1,64 @@
+"""One error hierarchy for the whole daemon, and the exit codes the CLI maps it to."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1  # the command ran and something failed (a job, a check)
+    USAGE = 2  # bad config, bad arguments
+    NOT_RUNNING = 3  # the daemon is not running (or its heartbeat is stale)
+    NOT_FOUND = 4  # a job, a file or a model that does not exist
+
+
+class MattectlError(Exception):
+    """Base of every error mattectl raises on purpose. ``str(error)`` is written for a person."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class ConfigError(MattectlError):
+    """The configuration is invalid; ``problems`` lists ``(key path, message)`` pairs."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s)"]
+        lines += [f"  {key}: {message}" if key else f"  {message}" for key, message in problems]
+        super().__init__("\n".join(lines))
+
+
+class InputError(MattectlError):
+    """An input cannot be used (unreadable, truncated, not an image); retrying will not help."""
+
+
+class InputChangedError(InputError):
+    """The input was replaced or vanished between queueing and processing; leave it where it is."""
+
+
+class OutputError(MattectlError):
+    """Writing a result failed (disk full, no permission). The job is retried later."""
+
+
+class ModelUnavailableError(MattectlError):
+    """A model's weights or framework are missing; the message says how to get them."""
+
+
+class BackendError(MattectlError):
+    """A model failed while running (out of memory, a framework error)."""
+
+
+class JobNotFoundError(MattectlError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class InvalidTransitionError(MattectlError):
+    """A job status change that the transition table does not allow, or that lost a race."""
+
+
+class DaemonNotRunningError(MattectlError):
+    exit_code = ExitCode.NOT_RUNNING

@@ -1,0 +1,111 @@
+"""ORM tables. These rows never leave :mod:`mattectl.store`; the repository returns dataclasses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from mattectl.jobs.status import JobStatus
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, whatever the database keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the job log")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder: Mapped[str] = mapped_column(String(64))
+    input_path: Mapped[str] = mapped_column(Text)
+    rel_path: Mapped[str] = mapped_column(Text)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    input_size: Mapped[int] = mapped_column(BigInteger)
+    input_mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, validate_strings=True,
+             values_callable=lambda e: [m.value for m in e])
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(32))
+    decision: Mapped[str | None] = mapped_column(Text)  # JSON: why this model was chosen
+    decode_ms: Mapped[float | None] = mapped_column(Float)
+    inference_ms: Mapped[float | None] = mapped_column(Float)
+    encode_ms: Mapped[float | None] = mapped_column(Float)
+    db_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    output_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The same content in the same folder is one job, however many events announce it.
+        UniqueConstraint("folder", "input_hash", name="uq_jobs_folder_hash"),
+        Index("ix_jobs_claim", "status", "available_at", "id"),
+        Index("ix_jobs_folder_path", "folder", "input_path"),
+        Index("ix_jobs_finished", "finished_at"),
+    )
+
+
+class DaemonRow(Base):
+    """One row per running daemon instance: its heartbeat and what it reports about itself."""
+
+    __tablename__ = "daemons"
+
+    instance: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    info: Mapped[str] = mapped_column(Text, default="{}")  # JSON: models, devices, paused folders
+
+
+class SchemaVersionRow(Base):
+    __tablename__ = "schema_version"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

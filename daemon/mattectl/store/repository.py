@@ -1,0 +1,416 @@
+"""JobRepository: the only code that opens database sessions. Dataclasses in, dataclasses out.
+
+Every status change goes through :meth:`JobRepository._transition`, which checks the transition
+table and repeats the check in the UPDATE's WHERE clause, so two workers (or two workstations on
+one PostgreSQL database) can never both claim, finish or fail the same job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mattectl.errors import InvalidTransitionError, JobNotFoundError
+from mattectl.jobs.status import JobStatus, allowed, sources
+from mattectl.store.engine import make_engine, migrate, sqlite_url
+from mattectl.store.models import DaemonRow, JobRow, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    folder: str
+    input_path: Path
+    rel_path: str
+    input_hash: str
+    input_size: int
+    input_mtime_ns: int
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a worker measured and wrote; any field may be missing when a job fails early."""
+
+    model: str | None = None
+    device: str | None = None
+    output_path: Path | None = None
+    width: int | None = None
+    height: int | None = None
+    decode_ms: float | None = None
+    inference_ms: float | None = None
+    encode_ms: float | None = None
+    db_ms: float | None = None
+    total_ms: float | None = None
+    decision: dict[str, Any] | None = None
+    note: str | None = None  # e.g. the original could not be moved: kept on a done job
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in ("model", "device", "width", "height", "decode_ms", "inference_ms",
+                         "encode_ms", "db_ms", "total_ms")
+            if getattr(self, name) is not None
+        }
+        if self.output_path is not None:
+            out["output_path"] = str(self.output_path)
+        if self.decision is not None:
+            out["decision"] = json.dumps(self.decision, sort_keys=True)
+        return out
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    folder: str
+    input_path: Path
+    rel_path: str
+    input_hash: str
+    input_size: int
+    input_mtime_ns: int
+    status: JobStatus
+    attempts: int
+    model: str | None
+    device: str | None
+    decision: dict[str, Any] | None
+    decode_ms: float | None
+    inference_ms: float | None
+    encode_ms: float | None
+    db_ms: float | None
+    total_ms: float | None
+    width: int | None
+    height: int | None
+    output_path: Path | None
+    error: str | None
+    claimed_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    available_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: JobRow) -> Job:
+        return cls(
+            id=row.id, folder=row.folder, input_path=Path(row.input_path), rel_path=row.rel_path,
+            input_hash=row.input_hash, input_size=row.input_size,
+            input_mtime_ns=row.input_mtime_ns, status=JobStatus(row.status),
+            attempts=row.attempts, model=row.model, device=row.device,
+            decision=json.loads(row.decision) if row.decision else None,
+            decode_ms=row.decode_ms, inference_ms=row.inference_ms, encode_ms=row.encode_ms,
+            db_ms=row.db_ms, total_ms=row.total_ms, width=row.width, height=row.height,
+            output_path=Path(row.output_path) if row.output_path else None, error=row.error,
+            claimed_by=row.claimed_by, created_at=row.created_at, updated_at=row.updated_at,
+            available_at=row.available_at, started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    instance: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InferenceSample:
+    model: str
+    device: str | None
+    inference_ms: float
+    width: int | None
+    height: int | None
+
+
+class JobRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, database: Path | str, *, writer: bool = True) -> JobRepository:
+        """Open (and for a writer, create or migrate) the job log; a Path means SQLite."""
+        if isinstance(database, Path):
+            database.parent.mkdir(parents=True, exist_ok=True)
+            url = sqlite_url(database)
+        else:
+            url = database
+        engine = make_engine(url, writer=writer)
+        if writer:
+            migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- intake ------------------------------------------------------------------------------
+
+    def add(self, new: NewJob) -> tuple[Job, bool]:
+        """Queue a job; when the folder already has a job for this content, return that one."""
+        row = JobRow(
+            folder=new.folder, input_path=str(new.input_path), rel_path=new.rel_path,
+            input_hash=new.input_hash, input_size=new.input_size,
+            input_mtime_ns=new.input_mtime_ns, status=JobStatus.QUEUED, attempts=0,
+        )
+        try:
+            with self._sessions.begin() as session:
+                session.add(row)
+                session.flush()
+                return Job.from_row(row), True
+        except IntegrityError:
+            with self._sessions.begin() as session:
+                existing = session.scalars(select(JobRow).where(
+                    JobRow.folder == new.folder, JobRow.input_hash == new.input_hash)).one()
+                return Job.from_row(existing), False
+
+    def find_known(self, folder: str, input_path: Path, size: int, mtime_ns: int) -> Job | None:
+        """A job for exactly this file (path, size and mtime), so a rescan need not hash it."""
+        with self._sessions.begin() as session:
+            row = session.scalars(select(JobRow).where(
+                JobRow.folder == folder, JobRow.input_path == str(input_path),
+                JobRow.input_size == size, JobRow.input_mtime_ns == mtime_ns,
+            ).order_by(JobRow.id.desc()).limit(1)).first()
+            return Job.from_row(row) if row else None
+
+    # -- status changes ------------------------------------------------------------------------
+
+    def _transition(self, session: Session, job_id: int, target: JobStatus,
+                    values: dict[str, Any], *, worker_id: str | None = None) -> Job:
+        conditions = [JobRow.id == job_id, JobRow.status.in_(sources(target))]
+        if worker_id is not None:
+            conditions.append(JobRow.claimed_by == worker_id)
+        now = utcnow()
+        result = session.execute(
+            update(JobRow).where(*conditions).values(status=target, updated_at=now, **values)
+        )
+        if result.rowcount != 1:
+            current = session.get(JobRow, job_id)
+            if current is None:
+                raise JobNotFoundError(f"no job {job_id}")
+            why = ("not allowed" if not allowed(JobStatus(current.status), target)
+                   else f"claimed by {current.claimed_by}, not {worker_id}")
+            raise InvalidTransitionError(
+                f"job {job_id}: {current.status} -> {target} {why}")
+        row = session.get(JobRow, job_id, populate_existing=True)
+        assert row is not None
+        return Job.from_row(row)
+
+    def claim(self, worker_id: str, folders: Collection[str]) -> Job | None:
+        """Atomically take the oldest queued job that is due, or None."""
+        if not folders:
+            return None
+        for _ in range(5):  # another worker may win the conditional UPDATE: take the next one
+            with self._sessions.begin() as session:
+                now = utcnow()
+                job_id = session.scalar(
+                    select(JobRow.id).where(
+                        JobRow.status == JobStatus.QUEUED, JobRow.available_at <= now,
+                        JobRow.folder.in_(list(folders)),
+                    ).order_by(JobRow.id).limit(1))
+                if job_id is None:
+                    return None
+                try:
+                    return self._transition(session, job_id, JobStatus.RUNNING, {
+                        "claimed_by": worker_id, "attempts": JobRow.attempts + 1,
+                        "started_at": now, "finished_at": None,
+                    })
+                except InvalidTransitionError:
+                    continue
+        return None
+
+    def finish(self, job_id: int, worker_id: str, result: JobResult) -> Job:
+        with self._sessions.begin() as session:
+            return self._transition(session, job_id, JobStatus.DONE, {
+                **result.values(), "error": result.note, "finished_at": utcnow(),
+            }, worker_id=worker_id)
+
+    def fail(self, job_id: int, worker_id: str | None, error: str,
+             result: JobResult | None = None) -> Job:
+        values = (result or JobResult()).values()
+        with self._sessions.begin() as session:
+            return self._transition(session, job_id, JobStatus.FAILED, {
+                **values, "error": error, "finished_at": utcnow(),
+            }, worker_id=worker_id)
+
+    def requeue(self, job_id: int, worker_id: str, error: str | None, delay_s: float = 0.0,
+                *, count_attempt: bool = True) -> Job:
+        """Put a running job back in the queue, due after ``delay_s``.
+
+        ``count_attempt=False`` gives the attempt back (a shutdown is not the job's fault).
+        """
+        values: dict[str, Any] = {
+            "error": error, "claimed_by": None,
+            "available_at": utcnow() + timedelta(seconds=delay_s),
+        }
+        if not count_attempt:
+            values["attempts"] = JobRow.attempts - 1
+        with self._sessions.begin() as session:
+            return self._transition(session, job_id, JobStatus.QUEUED, values,
+                                    worker_id=worker_id)
+
+    def reap(self, host: str, keep_instance: str | None = None) -> list[int]:
+        """Re-queue jobs left running by an earlier daemon on this host (it crashed or was
+        killed). Jobs claimed by other hosts are theirs to reap."""
+        with self._sessions.begin() as session:
+            rows = session.scalars(select(JobRow).where(
+                JobRow.status == JobStatus.RUNNING,
+                JobRow.claimed_by.like(f"{host}:%"),
+            )).all()
+            ids = []
+            for row in rows:
+                if keep_instance and row.claimed_by and row.claimed_by.startswith(keep_instance):
+                    continue
+                self._transition(session, row.id, JobStatus.QUEUED, {
+                    "claimed_by": None, "attempts": JobRow.attempts - 1,
+                    "error": f"re-queued at start-up: left running by {row.claimed_by}",
+                    "available_at": utcnow(),
+                })
+                ids.append(row.id)
+            return ids
+
+    def retry(self, job_id: int) -> Job:
+        """Queue a failed (or done) job again, with a fresh count of attempts."""
+        with self._sessions.begin() as session:
+            return self._transition(session, job_id, JobStatus.QUEUED, {
+                "attempts": 0, "error": None, "claimed_by": None, "available_at": utcnow(),
+            })
+
+    def retry_failed(self, folder: str | None = None) -> list[int]:
+        with self._sessions.begin() as session:
+            query = select(JobRow.id).where(JobRow.status == JobStatus.FAILED)
+            if folder:
+                query = query.where(JobRow.folder == folder)
+            ids = list(session.scalars(query.order_by(JobRow.id)))
+            for job_id in ids:
+                self._transition(session, job_id, JobStatus.QUEUED, {
+                    "attempts": 0, "error": None, "claimed_by": None, "available_at": utcnow(),
+                })
+            return ids
+
+    def record_output(self, job_id: int, worker_id: str, path: Path) -> None:
+        """Note the output name a running job is about to publish, before publishing it: after a
+        crash, the retry then knows that a file under this name is its own."""
+        with self._sessions.begin() as session:
+            result = session.execute(update(JobRow).where(
+                JobRow.id == job_id, JobRow.status == JobStatus.RUNNING,
+                JobRow.claimed_by == worker_id,
+            ).values(output_path=str(path), updated_at=utcnow()))
+            if result.rowcount != 1:
+                raise InvalidTransitionError(f"job {job_id} is no longer claimed by {worker_id}")
+
+    def set_input_path(self, job_id: int, path: Path) -> None:
+        """Record where the original went after it was moved (processed/failed folder)."""
+        with self._sessions.begin() as session:
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(
+                input_path=str(path), updated_at=utcnow()))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        with self._sessions.begin() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                raise JobNotFoundError(f"no job {job_id}")
+            return Job.from_row(row)
+
+    def list(self, *, status: Iterable[JobStatus] | None = None, folder: str | None = None,
+             limit: int = 50) -> list[Job]:
+        query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+        if status:
+            query = query.where(JobRow.status.in_(list(status)))
+        if folder:
+            query = query.where(JobRow.folder == folder)
+        with self._sessions.begin() as session:
+            return [Job.from_row(row) for row in session.scalars(query)]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{folder: {status: count}}``; queued jobs waiting for a retry count as ``waiting``."""
+        now = utcnow()
+        out: dict[str, dict[str, int]] = {}
+        with self._sessions.begin() as session:
+            for folder, status, count in session.execute(
+                select(JobRow.folder, JobRow.status, func.count()).group_by(
+                    JobRow.folder, JobRow.status)):
+                out.setdefault(folder, {})[str(status)] = count
+            for folder, count in session.execute(
+                select(JobRow.folder, func.count()).where(
+                    JobRow.status == JobStatus.QUEUED, JobRow.available_at > now,
+                ).group_by(JobRow.folder)):
+                out.setdefault(folder, {})["waiting"] = count
+        return out
+
+    def last_done(self) -> Job | None:
+        with self._sessions.begin() as session:
+            row = session.scalars(select(JobRow).where(JobRow.status == JobStatus.DONE)
+                                  .order_by(JobRow.finished_at.desc()).limit(1)).first()
+            return Job.from_row(row) if row else None
+
+    def recent_inference(self, limit: int = 1000) -> list[InferenceSample]:
+        """The latest measured inference times, newest first."""
+        with self._sessions.begin() as session:
+            rows = session.execute(
+                select(JobRow.model, JobRow.device, JobRow.inference_ms, JobRow.width,
+                       JobRow.height)
+                .where(JobRow.status == JobStatus.DONE, JobRow.inference_ms.is_not(None))
+                .order_by(JobRow.finished_at.desc()).limit(limit))
+            return [InferenceSample(*row) for row in rows]
+
+    # -- daemon instances ----------------------------------------------------------------------
+
+    def register_daemon(self, instance: str, host: str, pid: int, version: str,
+                        info: dict[str, Any]) -> None:
+        now = utcnow()
+        with self._sessions.begin() as session:
+            session.merge(DaemonRow(instance=instance, host=host, pid=pid, version=version,
+                                    started_at=now, heartbeat_at=now, stopped_at=None,
+                                    info=json.dumps(info)))
+
+    def heartbeat(self, instance: str, info: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if info is not None:
+            values["info"] = json.dumps(info)
+        with self._sessions.begin() as session:
+            session.execute(update(DaemonRow).where(DaemonRow.instance == instance)
+                            .values(**values))
+
+    def daemon_stopped(self, instance: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(update(DaemonRow).where(DaemonRow.instance == instance)
+                            .values(stopped_at=utcnow()))
+
+    def daemons(self) -> list[DaemonInfo]:
+        """Known daemon instances, the most recent heartbeat first."""
+        with self._sessions.begin() as session:
+            rows = session.scalars(select(DaemonRow).order_by(DaemonRow.heartbeat_at.desc()))
+            return [DaemonInfo(r.instance, r.host, r.pid, r.version, r.started_at,
+                               r.heartbeat_at, r.stopped_at, json.loads(r.info or "{}"))
+                    for r in rows]
+
+    def forget_daemons(self, older_than: datetime) -> int:
+        with self._sessions.begin() as session:
+            result = session.execute(delete(DaemonRow).where(DaemonRow.heartbeat_at < older_than))
+            return result.rowcount

@@ -1,0 +1,107 @@
+"""Shared fixtures. Tests use real parts: SQLite files, the filesystem, watchdog observers and
+the real u2netp weights from ../shared (skipped with a reason when that folder is missing)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mattectl import config
+from mattectl.config import Settings
+from mattectl.store.repository import JobRepository
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+SHARED_MODELS = SHARED / "models"
+U2NETP_WEIGHTS = SHARED_MODELS / "u2netp" / "u2netp_bnfolded_fp16.pth"
+HUMAN_IMAGES = SHARED / "data" / "u2net_official" / "test_human_images"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is missing: these tests need the shared weights and photos beside "
+                    "the checkout (../shared)")
+    return path
+
+
+@pytest.fixture
+def shared_models() -> Path:
+    need(U2NETP_WEIGHTS)
+    return SHARED_MODELS
+
+
+@pytest.fixture
+def human_photos() -> list[Path]:
+    return sorted(need(HUMAN_IMAGES).iterdir())
+
+
+@pytest.fixture
+def small_photo(human_photos: list[Path]) -> Path:
+    """A real photo small enough to keep tests quick (the smallest file of the set)."""
+    return min(human_photos, key=lambda p: p.stat().st_size)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings]:
+    """Build validated settings over tmp folders: ``make_settings(watch={...}, daemon={...})``."""
+
+    def build(watch: dict[str, Any] | list[dict[str, Any]] | None = None,
+              **sections: dict[str, Any]) -> Settings:
+        watches = watch if isinstance(watch, list) else [watch or {}]
+        tables = []
+        for i, w in enumerate(watches):
+            name = w.get("name", f"w{i}")
+            table = {"name": name, "input": f"in-{name}", "output": f"out-{name}",
+                     "stability_s": 0.3, **w}
+            (tmp_path / table["input"]).mkdir(parents=True, exist_ok=True)
+            tables.append(table)
+        data: dict[str, Any] = {
+            "daemon": {"state_dir": "state", "heartbeat_s": 0.5, "retry_delay_s": 0.2,
+                       **sections.pop("daemon", {})},
+            "models": {"dir": str(shared_models), **sections.pop("models", {})},
+            "watch": tables,
+            **sections,
+        }
+        return config.parse(data, source="test", base_dir=tmp_path)
+
+    return build
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[JobRepository]:
+    repository = JobRepository.open(tmp_path / "state" / "jobs.sqlite3")
+    yield repository
+    repository.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves threads of its own running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()
+                  and not t.name.startswith(("ThreadPoolExecutor", "pytest_timeout"))]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
