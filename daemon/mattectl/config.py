@@ -36,6 +36,14 @@ DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
 TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
 
 
+def _known_model(name: str) -> str:
+    from mattectl.backends.catalog import MODELS
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model '{name}' (known: {', '.join(sorted(MODELS))})")
+    return name
+
+
 def _resolve(value: Path, info: ValidationInfo) -> Path:
     """Expand ``~`` and make a path absolute against the config file's folder."""
     value = value.expanduser()
@@ -116,6 +124,18 @@ class ModelsConfig(_Strict):
     )
     u2net: U2NetConfig = Field(default_factory=U2NetConfig)
 
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            _known_model(name)
+        return value
+
+    @field_validator("preload")
+    @classmethod
+    def _preload(cls, value: list[str]) -> list[str]:
+        return [_known_model(name) for name in value]
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
@@ -153,6 +173,11 @@ class WatchConfig(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
             raise ValueError("use letters, digits, '-', '_' and '.' (at most 64)")
         return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return _known_model(value)
 
     @field_validator("extensions")
     @classmethod
@@ -247,25 +272,9 @@ def _check_unique(settings: Settings) -> Iterator[tuple[str, str]]:
                 yield f"watch[{i}].output", f"nested with watch[{j}]'s folders"
 
 
-def _check_models(settings: Settings) -> Iterator[tuple[str, str]]:
-    from mattectl.backends.catalog import MODELS
-
-    known = ", ".join(sorted(MODELS))
-    for i, watch in enumerate(settings.watch):
-        if watch.model not in MODELS:
-            yield f"watch[{i}].model", f"unknown model '{watch.model}' (known: {known})"
-    for name in settings.models.paths:
-        if name not in MODELS:
-            yield f"models.paths.{name}", f"unknown model (known: {known})"
-    for i, name in enumerate(settings.models.preload):
-        if name not in MODELS:
-            yield f"models.preload[{i}]", f"unknown model '{name}' (known: {known})"
-
-
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
-    _check_models,
 )
 
 
