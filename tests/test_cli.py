@@ -18,7 +18,7 @@ from mattectl.config import Settings
 from mattectl.errors import DaemonNotRunningError
 from mattectl.store.repository import JobRepository, JobResult, NewJob
 
-from .conftest import REPO_ROOT
+from .support import REPO_ROOT
 
 runner = CliRunner()
 

@@ -3,89 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from mattectl.fsutil import is_temp
 from mattectl.jobs.status import JobStatus
-from mattectl.store.repository import JobRepository
 
-from .conftest import REPO_ROOT, U2NETP_WEIGHTS, need, wait_for
-
-CONFIG = """
-[daemon]
-state_dir = "state"
-heartbeat_s = 0.5
-retry_delay_s = 0.2
-
-[models]
-dir = "{models}"
-
-[[watch]]
-name = "studio"
-input = "in"
-output = "out"
-stability_s = 0.5
-"""
-
-
-class DaemonProcess:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config = root / "mattectl.toml"
-        self.proc: subprocess.Popen[str] | None = None
-        self.env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "daemon")}
-
-    def start(self) -> None:
-        self.log = (self.root / "daemon.log").open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mattectl", "run", "--config", str(self.config)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=self.env, text=True)
-        wait_for(lambda: self.cli("status").returncode == 0, timeout=60,
-                 what="the daemon to report running")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=60)
-        self.log.close()
-        return code
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mattectl", *args, "--config",
-                               str(self.config)], capture_output=True, text=True, env=self.env)
-
-    def status(self) -> dict:
-        return json.loads(self.cli("status", "--json").stdout)
-
-    def repo(self) -> JobRepository:
-        return JobRepository.open(self.root / "state" / "jobs.sqlite3", writer=False)
-
-    def jobs(self) -> list:
-        repo = self.repo()
-        try:
-            return repo.list(limit=1000)
-        finally:
-            repo.close()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    need(U2NETP_WEIGHTS)
-    (tmp_path / "in").mkdir()
-    (tmp_path / "mattectl.toml").write_text(CONFIG.format(models=U2NETP_WEIGHTS.parents[1]))
-    proc = DaemonProcess(tmp_path)
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        proc.stop(signal.SIGKILL)
+from .daemon_process import DaemonProcess, write_config
+from .support import wait_for
 
 
 def outputs(root: Path) -> list[Path]:
@@ -163,13 +93,9 @@ def test_a_second_daemon_on_the_same_state_is_refused(daemon: DaemonProcess) -> 
 
 def test_without_weights_the_daemon_starts_and_says_what_is_missing(tmp_path: Path,
                                                                     small_photo: Path) -> None:
-    (tmp_path / "in").mkdir()
-    (tmp_path / "mattectl.toml").write_text(CONFIG.format(models=tmp_path / "no-models"))
+    write_config(tmp_path, models=tmp_path / "no-models")
     proc = DaemonProcess(tmp_path)
-    proc.log = (tmp_path / "daemon.log").open("a")
-    proc.proc = subprocess.Popen(
-        [sys.executable, "-m", "mattectl", "run", "--config", str(proc.config)],
-        stdout=proc.log, stderr=subprocess.STDOUT, env=proc.env, text=True)
+    proc.launch()
     try:
         shutil.copyfile(small_photo, tmp_path / "in" / "a.jpg")
         result = wait_for(lambda: (r := proc.cli("status", "--json")).returncode == 1 and r,
@@ -179,6 +105,6 @@ def test_without_weights_the_daemon_starts_and_says_what_is_missing(tmp_path: Pa
         assert "mattectl models pull u2netp" in status["folders"][0]["paused"]
         wait_for(lambda: proc.jobs(), what="the photo to be queued")
         assert proc.jobs()[0].status == JobStatus.QUEUED  # held, not failed, not lost
-        assert "mattectl models pull u2netp" in (tmp_path / "daemon.log").read_text()
+        assert "mattectl models pull u2netp" in proc.log_text()
     finally:
         assert proc.stop() == 0

@@ -16,7 +16,7 @@ from mattectl.store.repository import Job, JobRepository
 from mattectl.watch.handler import start_observers, stop_observers
 from mattectl.watch.intake import Intake
 
-from .conftest import wait_for
+from .support import wait_for
 
 
 class Running:
@@ -92,7 +92,7 @@ def test_burst_of_events_gives_one_job(running: Running, small_photo: Path) -> N
     for _ in range(50):
         os.utime(target)  # touch: modified events, same content
         running.intake.notify("w0", target)
-    running.intake.scan()
+    running.intake.request_scan()
     wait_for(running.jobs, what="the job")
     wait_for(lambda: running.intake.pending == 0, what="the intake to settle")
     assert len(running.jobs()) == 1
@@ -125,7 +125,7 @@ def test_non_recursive_folder_ignores_sub_folders(running: Running, small_photo:
     (running.inbox / "top.jpg").write_bytes(small_photo.read_bytes()[::-1])
     [job] = wait_for(running.jobs, what="the top-level file")
     assert job.rel_path == "top.jpg"
-    running.intake.scan()
+    running.intake.request_scan()
     wait_for(lambda: running.intake.pending == 0, what="the intake to settle")
     assert len(running.jobs()) == 1
 
@@ -137,13 +137,33 @@ def test_startup_scan_finds_files_dropped_while_down(make_settings: Callable[...
     inbox = settings.watch[0].input
     shutil.copyfile(small_photo, inbox / "while-down.jpg")
     intake = Intake(settings.watch, repo, lambda job: None)
-    assert intake.scan() == 1
+    intake.request_scan()
+    intake.tick()
+    assert intake.pending == 1
     wait_for(lambda: intake.tick() or repo.list(), what="the scanned file")
     # A second scan (the periodic rescan) neither hashes nor queues it again.
-    intake.scan()
+    intake.request_scan()
     for _ in range(3):
         intake.tick()
+    assert intake.pending == 0
     assert len(repo.list()) == 1
+
+
+def test_a_flood_of_events_beyond_the_inbox_limit_becomes_a_scan(
+        make_settings: Callable[..., Settings], repo: JobRepository, small_photo: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mattectl.watch.intake.INBOX_LIMIT", 5)
+    settings = make_settings(watch={"stability_s": 0.0})
+    inbox = settings.watch[0].input
+    intake = Intake(settings.watch, repo, lambda job: None)
+    data = small_photo.read_bytes()
+    for i in range(12):
+        (inbox / f"{i}.jpg").write_bytes(data + bytes([i]))
+        intake.notify("w0", inbox / f"{i}.jpg")
+    assert intake._inbox.qsize() == 5  # bounded; the rest is left to the scan it asked for
+    intake.tick()
+    intake.tick()
+    assert len(repo.list(limit=100)) == 12
 
 
 @pytest.mark.parametrize("running", [{"polling": True, "poll_interval_s": 0.2}], indirect=True)
@@ -161,6 +181,6 @@ def test_symlink_pointing_outside_is_not_followed(running: Running, small_photo:
     shutil.copyfile(small_photo, running.inbox / "real.jpg")
     [job] = wait_for(running.jobs, what="the real file")
     assert job.rel_path == "real.jpg"
-    running.intake.scan()
+    running.intake.request_scan()
     wait_for(lambda: running.intake.pending == 0, what="the intake to settle")
     assert [j.rel_path for j in running.jobs()] == ["real.jpg"]

@@ -116,11 +116,36 @@ def test_reap_requeues_only_this_hosts_running_jobs(repo: JobRepository) -> None
     mine_old = repo.claim("studio-pc:100:w0", ["studio"])
     other_host = repo.claim("other-pc:7:w0", ["studio"])
     assert mine_old and other_host
-    assert repo.reap("studio-pc") == [mine_old.id]
+    assert repo.reap("studio-pc", max_attempts=3) == ([mine_old.id], [])
     job = repo.get(mine_old.id)
-    assert job.status == JobStatus.QUEUED and job.attempts == 0
+    assert job.status == JobStatus.QUEUED and job.attempts == 1  # the interrupted attempt counts
     assert "left running by studio-pc:100:w0" in (job.error or "")
     assert repo.get(other_host.id).status == JobStatus.RUNNING
+
+
+def test_a_job_that_keeps_killing_the_daemon_fails(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    for attempt in range(1, 4):
+        repo.claim(f"pc:{attempt}:w0", ["studio"])
+        requeued, failed = repo.reap("pc", max_attempts=3)
+        assert (requeued, failed) == (([job.id], []) if attempt < 3 else ([], [job.id]))
+    final = repo.get(job.id)
+    assert final.status == JobStatus.FAILED and "stopped during this job 3 times" in final.error
+
+
+def test_prune_deletes_only_old_finished_rows(repo: JobRepository) -> None:
+    from datetime import timedelta
+
+    from mattectl.store.models import utcnow
+
+    for n in range(3):
+        repo.add(new_job(n))
+    a = repo.claim("w", ["studio"])
+    repo.finish(a.id, "w", JobResult())
+    b = repo.claim("w", ["studio"])  # still running
+    assert repo.prune(utcnow() - timedelta(days=1)) == 0
+    assert repo.prune(utcnow() + timedelta(seconds=1)) == 1
+    assert {j.id for j in repo.list()} == {b.id, 3}
 
 
 def test_retry_failed_and_done(repo: JobRepository) -> None:

@@ -14,7 +14,7 @@ from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, U2NetConfig
 from mattectl.errors import ModelUnavailableError
 
-from .conftest import SHARED, need
+from .support import SHARED, need
 
 OFFICIAL = SHARED / "data" / "u2net_official"
 REMBG = SHARED / "data" / "rembg_u2netp"

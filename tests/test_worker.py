@@ -18,7 +18,7 @@ from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
 from mattectl.store.repository import Job, JobRepository, NewJob
 
-from .conftest import wait_for
+from .support import wait_for
 
 
 class Harness:

@@ -87,6 +87,19 @@ class DaemonConfig(_Strict):
     max_pixels: int = Field(
         200_000_000, gt=0, description="Inputs with more pixels are rejected before decoding."
     )
+    min_side: int = Field(16, ge=1, description="Inputs narrower or lower than this fail.")
+    stop_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for running jobs, then re-queue them."
+    )
+    job_timeout_s: float = Field(
+        600.0, gt=0, description=(
+            "A job running longer counts as hung: systemd's watchdog pings stop, so systemd "
+            "restarts the service and the job is re-queued."),
+    )
+    retention_days: float = Field(
+        90.0, ge=0, description="Finished job rows older than this are pruned (0 keeps them)."
+    )
+    allow_root: bool = Field(False, description="Allow running as root (not recommended).")
 
 
 class U2NetConfig(_Strict):
@@ -165,6 +178,10 @@ class WatchConfig(_Strict):
     )
     on_collision: Literal["suffix", "overwrite", "skip"] = Field(
         "suffix", description="When the output name exists: add -1, -2...; replace it; or skip."
+    )
+    processed_retention_days: float = Field(
+        0.0, ge=0, description="Delete moved originals older than this from processed_dir "
+        "(0 keeps them forever)."
     )
 
     @field_validator("name")

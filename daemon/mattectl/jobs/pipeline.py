@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from mattectl.backends.cache import ModelCache
+from mattectl.errors import InputError
 from mattectl.imageio.compose import cutout_rgba
 from mattectl.imageio.png import encode_rgba
 from mattectl.imageio.read import decode
@@ -28,9 +29,10 @@ def _ms_since(start: float) -> float:
 
 
 class MattingPipeline:
-    def __init__(self, models: ModelCache, *, max_pixels: int) -> None:
+    def __init__(self, models: ModelCache, *, max_pixels: int, min_side: int = 16) -> None:
         self.models = models
         self.max_pixels = max_pixels
+        self.min_side = min_side
 
     def run(self, data: bytes, *, name: str, model: str) -> Cutout:
         """Raises InputError for a bad photo, ModelUnavailableError or BackendError otherwise."""
@@ -39,6 +41,9 @@ class MattingPipeline:
         start = time.perf_counter()
         image = decode(data, name=name, max_pixels=self.max_pixels)
         decode_ms = _ms_since(start)
+        if min(image.width, image.height) < self.min_side:
+            raise InputError(f"{name}: {image.width}x{image.height} is too small to matte "
+                             f"(daemon.min_side = {self.min_side})")
 
         start = time.perf_counter()
         alpha = backend.predict(image.rgb)
