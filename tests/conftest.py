@@ -26,6 +26,7 @@ from .support import (  # noqa: F401 (older tests import them here)
     need,
     wait_for,
 )
+from .tiny_backend import tiny_models  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -93,6 +93,8 @@ class Daemon:
         self.observers: list[BaseObserver] = []
         self.workers: list[JobWorker] = []
         self.scheduler: BackgroundScheduler | None = None
+        # Workers still inside a job after the grace period; their jobs were re-queued.
+        self.abandoned: list[JobWorker] = []
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -114,7 +116,8 @@ class Daemon:
     def stop(self) -> None:
         self.notifier.stopping()
         self._stop_processing()
-        if self.models is not None:
+        if self.models is not None and not self.abandoned:
+            # (with an abandoned worker, a model may be busy: the process exits instead)
             self.models.unload_all()
         if self.repo is not None:
             self.repo.daemon_stopped(self.instance)
@@ -166,7 +169,8 @@ class Daemon:
             worker.join(max(0.0, deadline - time.monotonic()))
         for worker in self.workers:
             job = worker.current
-            if job is not None and self.repo is not None:
+            if worker.alive and job is not None and self.repo is not None:
+                self.abandoned.append(worker)
                 try:
                     self.repo.requeue(job.id, worker.worker_id, "interrupted by a shutdown; "
                                       "re-queued", count_attempt=False)
