@@ -215,6 +215,10 @@ class WatchConfig(_Strict):
             raise ValueError(f"bad template ({exc}); fields: {', '.join(TEMPLATE_FIELDS)}") from exc
         if not rendered.lower().endswith(".png"):
             raise ValueError("the output is an RGBA PNG: the template must end in '.png'")
+        parts = Path(rendered).parts
+        if Path(rendered).is_absolute() or ".." in parts:
+            raise ValueError("the output name must stay inside the output folder (no '..', "
+                             "no absolute path)")
         return value
 
 
