@@ -101,3 +101,34 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     proc = DaemonProcess(tmp_path)
     yield proc
     proc.kill_if_running()
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Refuse every connection and name lookup that leaves this machine; returns the attempts
+    (a test asserts the list is empty). Loopback and Unix sockets stay allowed."""
+    import socket
+
+    attempts: list[str] = []
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def local(host: object) -> bool:
+        return not isinstance(host, str) or host in ("localhost", "") or \
+            host.startswith(("127.", "::1", "/"))
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if not local(host):
+            attempts.append(f"connect {address}")
+            raise OSError(f"network access refused in tests: {address}")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not local(host):
+            attempts.append(f"lookup {host}")
+            raise socket.gaierror(f"name lookup refused in tests: {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return attempts

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 BACKENDS: dict[str, str] = {
     "u2net": "mattectl.backends.u2net:U2NetBackend",
+    "bshm": "mattectl.backends.bshm:BshmBackend",
 }
 
 

@@ -1,0 +1,90 @@
+"""The child side of process isolation: ``python -m mattectl.backends.child FD``.
+
+Reads requests from the connection on file descriptor ``FD`` and answers each with
+``("ok", value)`` or ``("error", kind, message)``:
+
+- first message: ``(target, spec, weights, options, log_level)``, the backend to build
+  (``"module:Class"``) and its arguments;
+- ``("load",)`` -> the device; ``("predict", rgb)`` -> the alpha; ``("unload",)`` -> None, then
+  the child exits.
+
+Errors mattectl raises on purpose keep their kind; anything else is reported as a BackendError.
+A crash or a hang has no answer at all: the parent notices (see ``isolated``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from mattectl.backends.base import MattingBackend
+from mattectl.errors import BackendError, MattectlError
+from mattectl.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the daemon dies, even mid-inference."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        logger.debug("PR_SET_PDEATHSIG is not available; relying on the connection closing")
+
+
+def _build(target: str, spec: Any, weights: Any, options: Any) -> MattingBackend:
+    module_name, _, class_name = target.partition(":")
+    backend = getattr(importlib.import_module(module_name), class_name)(spec, weights, options)
+    backend.checks_device = False  # the parent's proxy checks and reports the device
+    return backend
+
+
+def _answer(backend: MattingBackend, request: tuple[Any, ...]) -> Any:
+    op = request[0]
+    if op == "load":
+        return backend.load()
+    if op == "predict":
+        return backend.predict(request[1])
+    if op == "unload":
+        backend.unload()
+        return None
+    raise BackendError(f"unknown request {op!r}")
+
+
+def serve(conn: Connection) -> None:
+    target, spec, weights, options, log_level = conn.recv()
+    setup_logging(log_level)
+    backend = _build(target, spec, weights, options)
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:  # the parent went away
+            backend.unload()
+            return
+        try:
+            conn.send(("ok", _answer(backend, request)))
+        except MattectlError as exc:
+            conn.send(("error", type(exc).__name__, str(exc)))
+        except Exception as exc:
+            logger.exception("%s: unexpected error in the inference process", spec.name)
+            conn.send(("error", "BackendError", f"{type(exc).__name__}: {exc}"))
+        if request[0] == "unload":
+            return
+
+
+def main(argv: list[str]) -> None:
+    _die_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group; the daemon decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with Connection(int(argv[1])) as conn:
+        serve(conn)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,203 @@
+"""Process isolation: a backend that runs another backend in a child process.
+
+Why a process (``models.isolation = "process"``, the default), on evidence:
+
+- A TensorFlow CHECK failure or abort ends the whole process (SIGABRT, e.g. the ``Abort`` op in
+  tests/test_isolated.py); no ``except`` can catch it. In the daemon's own process it would take
+  every folder down and leave the job ``running`` until the next start.
+- A hang inside a framework's C++ (a blocked queue, a wedged GPU) cannot be interrupted from
+  Python: only killing the process frees the worker. The proxy waits ``predict_timeout_s``,
+  kills the child and the worker retries the job.
+- TensorFlow never gives GPU memory back to the system; a CUDA error poisons the CUDA context
+  until the process ends. Ending the child (idle unload, restart) returns all of it.
+- TensorFlow's CUDA 12 libraries and PyTorch's CUDA 13 ones never share a process.
+- The price, measured with scripts/bench_isolation.py on this CPU machine (shared, 2 cores):
+  {OVERHEAD} per 1080p photo for sending the photo and the alpha through a socket, and the
+  child's start (framework import) once per load.
+
+A failure ends as a :class:`BackendError` naming what happened (the signal, the child's last
+words on stderr, or the timeout); the worker's retry path retries or fails the job with it, and
+the next call starts a new child, which loads the model again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+import mattectl
+from mattectl import errors
+from mattectl.backends.base import MattingBackend
+from mattectl.backends.catalog import ModelSpec
+from mattectl.config import ModelsConfig
+from mattectl.errors import BackendError
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 30.0
+# What a dying process's output says, most telling first: a glog FATAL line (TensorFlow's CHECK
+# failures), a Python exception, a glog ERROR line.
+_TELLING = (re.compile(r"^F\d{4} "), re.compile(r"Error|Exception|Traceback"),
+            re.compile(r"^E\d{4} "))
+# Errors that keep their kind when they cross from the child.
+_KINDS = {cls.__name__: cls for cls in (errors.ModelUnavailableError, errors.BackendError,
+                                        errors.InputError)}
+
+
+def _signal_name(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def last_words(lines: list[str]) -> str:
+    """The line of a dying process's stderr that says the most: a fatal log line if any."""
+    for pattern in _TELLING:
+        for line in reversed(lines):
+            if pattern.search(line):
+                return line.strip()[:300]
+    return lines[-1].strip()[:300] if lines else ""
+
+
+class _StderrPump:
+    """Copies the child's stderr to ours, keeping the last lines to explain a crash."""
+
+    def __init__(self, stream: IO[bytes], name: str) -> None:
+        self.tail: deque[str] = deque(maxlen=40)
+        self._stream = stream
+        self._thread = threading.Thread(target=self._run, name=f"mattectl-{name}-stderr",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for raw in iter(self._stream.readline, b""):
+            line = raw.decode(errors="replace")
+            self.tail.append(line)
+            sys.stderr.write(line)
+        self._stream.close()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The child must import this very mattectl (a checkout, a test run), not another install.
+    root = str(Path(mattectl.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class IsolatedBackend(MattingBackend):
+    """Runs ``target`` (``"module:Class"``, a MattingBackend) in a child process; same contract."""
+
+    def __init__(self, spec: ModelSpec, weights: Path, options: ModelsConfig,
+                 target: str) -> None:
+        super().__init__(spec, weights, options)
+        self.target = target
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._pump: _StderrPump | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # -- the child's life ----------------------------------------------------------------------
+
+    def _start_child(self) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "mattectl.backends.child", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env())
+        assert self._proc.stdout is not None
+        self._pump = _StderrPump(self._proc.stdout, self.name)
+        self._conn = Connection(ours.detach())
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+        self._conn.send((self.target, self.spec, self.weights, self.options, level))
+        logger.info("started inference process %d for %s", self._proc.pid, self.name)
+
+    def _stop_child(self, *, kill: bool) -> str:
+        """End the child (asked politely unless ``kill``); returns how it ended."""
+        proc, conn, pump = self._proc, self._conn, self._pump
+        self._proc = self._conn = self._pump = None
+        if proc is None:
+            return "not running"
+        if kill:
+            proc.kill()
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if conn is not None:
+            conn.close()
+        if pump is not None:
+            pump.join(STOP_TIMEOUT_S)
+        return _signal_name(proc.returncode)
+
+    def _failure(self, what: str, *, kill: bool) -> BackendError:
+        tail = list(self._pump.tail) if self._pump is not None else []
+        ended = self._stop_child(kill=kill)
+        words = last_words(tail)
+        message = f"{self.name}: {what} ({ended})" + (f": {words}" if words else "")
+        logger.error("%s; the model is loaded again for the next job", message)
+        self._forget_load()
+        return BackendError(message + "; the inference process is restarted")
+
+    def _request(self, request: tuple[Any, ...], timeout: float, doing: str) -> Any:
+        assert self._conn is not None
+        try:
+            self._conn.send(request)
+            if not self._conn.poll(timeout):
+                raise self._failure(f"the inference process did not answer within {timeout:.0f} s "
+                                    f"while {doing}; it was killed", kill=True)
+            reply = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._failure(f"the inference process died while {doing}",
+                                kill=False) from exc
+        if reply[0] == "ok":
+            return reply[1]
+        raise _KINDS.get(reply[1], BackendError)(reply[2])
+
+    # -- MattingBackend ------------------------------------------------------------------------
+
+    def _load(self) -> str:
+        self._start_child()
+        try:
+            return self._request(("load",), self.options.load_timeout_s, "loading the model")
+        except errors.MattectlError:
+            self._stop_child(kill=True)
+            raise
+
+    def _unload(self) -> None:
+        if self._conn is not None:
+            try:
+                self._request(("unload",), STOP_TIMEOUT_S, "unloading")
+            except BackendError as exc:
+                logger.warning("%s", exc)
+        self._stop_child(kill=False)
+
+    def _predict(self, rgb: np.ndarray) -> np.ndarray:
+        doing = f"matting a {rgb.shape[1]}x{rgb.shape[0]} photo"
+        return self._request(("predict", rgb), self.options.predict_timeout_s, doing)
