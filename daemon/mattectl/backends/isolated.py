@@ -81,6 +81,7 @@ class _StderrPump:
 
     def __init__(self, stream: IO[bytes], name: str) -> None:
         self.tail: deque[str] = deque(maxlen=40)
+        self.count = 0  # lines seen so far
         self._stream = stream
         self._thread = threading.Thread(target=self._run, name=f"mattectl-{name}-stderr",
                                         daemon=True)
@@ -90,11 +91,17 @@ class _StderrPump:
         for raw in iter(self._stream.readline, b""):
             line = raw.decode(errors="replace")
             self.tail.append(line)
+            self.count += 1
             sys.stderr.write(line)
         self._stream.close()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+    def since(self, mark: int) -> list[str]:
+        """The lines that came after the first ``mark`` lines (as many as are kept)."""
+        new = self.count - mark
+        return list(self.tail)[-new:] if new > 0 else []
 
 
 def _child_env() -> dict[str, str]:
@@ -156,10 +163,10 @@ class IsolatedBackend(MattingBackend):
             pump.join(STOP_TIMEOUT_S)
         return _signal_name(proc.returncode)
 
-    def _failure(self, what: str, *, kill: bool) -> BackendError:
-        tail = list(self._pump.tail) if self._pump is not None else []
-        ended = self._stop_child(kill=kill)
-        words = last_words(tail)
+    def _failure(self, what: str, mark: int, *, kill: bool) -> BackendError:
+        pump = self._pump
+        ended = self._stop_child(kill=kill)  # joins the pump: every last line has been read
+        words = last_words(pump.since(mark)) if pump is not None else ""
         message = f"{self.name}: {what} ({ended})" + (f": {words}" if words else "")
         logger.error("%s; the model is loaded again for the next job", message)
         self._forget_load()
@@ -167,14 +174,16 @@ class IsolatedBackend(MattingBackend):
 
     def _request(self, request: tuple[Any, ...], timeout: float, doing: str) -> Any:
         assert self._conn is not None
+        assert self._pump is not None
+        mark = self._pump.count  # the child's output from here on tells what went wrong
         try:
             self._conn.send(request)
             if not self._conn.poll(timeout):
                 raise self._failure(f"the inference process did not answer within {timeout:.0f} s "
-                                    f"while {doing}; it was killed", kill=True)
+                                    f"while {doing}; it was killed", mark, kill=True)
             reply = self._conn.recv()
         except (EOFError, OSError) as exc:
-            raise self._failure(f"the inference process died while {doing}",
+            raise self._failure(f"the inference process died while {doing}", mark,
                                 kill=False) from exc
         if reply[0] == "ok":
             return reply[1]
