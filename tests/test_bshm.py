@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bshm_graph
 from mattectl import config
 from mattectl.backends.base import MattingBackend
 from mattectl.backends.bshm import BshmBackend
@@ -26,6 +25,8 @@ from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS
 from mattectl.errors import ModelUnavailableError
 from mattectl.jobs.pipeline import MattingPipeline
+
+from . import bshm_graph
 
 pytest.importorskip("tensorflow")
 

@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-import bshm_graph
 from mattectl import config
 from mattectl.backends import BACKENDS
 from mattectl.backends.bshm import BshmBackend
 from mattectl.backends.catalog import MODELS
-from mattectl.backends.isolated import IsolatedBackend, last_words
+from mattectl.backends.child_output import last_words
+from mattectl.backends.isolated import IsolatedBackend
 from mattectl.errors import BackendError, ModelUnavailableError
+
+from . import bshm_graph
 
 pytest.importorskip("tensorflow")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,12 @@ class ModelCache:
             backends = list(self._backends.values())
         for backend in backends:
             backend.unload()
+
+
+@contextmanager
+def closing_models(models: ModelCache) -> Iterator[ModelCache]:
+    """Unload every model (ending their inference processes) when the block ends."""
+    try:
+        yield models
+    finally:
+        models.unload_all()

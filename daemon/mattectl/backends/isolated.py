@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
-from collections import deque
-from multiprocessing.connection import Connection
+import time
+import weakref
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -41,16 +40,13 @@ import mattectl
 from mattectl import errors
 from mattectl.backends.base import MattingBackend
 from mattectl.backends.catalog import ModelSpec
+from mattectl.backends.child_output import ChildOutput, last_words
 from mattectl.config import ModelsConfig
 from mattectl.errors import BackendError
 
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
-# What a dying process's output says, most telling first: a glog FATAL line (TensorFlow's CHECK
-# failures), a Python exception, a glog ERROR line.
-_TELLING = (re.compile(r"^F\d{4} "), re.compile(r"Error|Exception|Traceback"),
-            re.compile(r"^E\d{4} "))
 # Errors that keep their kind when they cross from the child.
 _KINDS = {cls.__name__: cls for cls in (errors.ModelUnavailableError, errors.BackendError,
                                         errors.InputError)}
@@ -67,41 +63,11 @@ def _signal_name(returncode: int | None) -> str:
     return f"exit code {returncode}"
 
 
-def last_words(lines: list[str]) -> str:
-    """The line of a dying process's stderr that says the most: a fatal log line if any."""
-    for pattern in _TELLING:
-        for line in reversed(lines):
-            if pattern.search(line):
-                return line.strip()[:300]
-    return lines[-1].strip()[:300] if lines else ""
-
-
-class _StderrPump:
-    """Copies the child's stderr to ours, keeping the last lines to explain a crash."""
-
-    def __init__(self, stream: IO[bytes], name: str) -> None:
-        self.tail: deque[str] = deque(maxlen=40)
-        self.count = 0  # lines seen so far
-        self._stream = stream
-        self._thread = threading.Thread(target=self._run, name=f"mattectl-{name}-stderr",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        for raw in iter(self._stream.readline, b""):
-            line = raw.decode(errors="replace")
-            self.tail.append(line)
-            self.count += 1
-            sys.stderr.write(line)
-        self._stream.close()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def since(self, mark: int) -> list[str]:
-        """The lines that came after the first ``mark`` lines (as many as are kept)."""
-        new = self.count - mark
-        return list(self.tail)[-new:] if new > 0 else []
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """The last resort for a child whose proxy was dropped without ``unload()``."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def _child_env() -> dict[str, str]:
@@ -122,7 +88,8 @@ class IsolatedBackend(MattingBackend):
         self.target = target
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        self._pump: _StderrPump | None = None
+        self._output: ChildOutput | None = None
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def pid(self) -> int | None:
@@ -133,21 +100,23 @@ class IsolatedBackend(MattingBackend):
     def _start_child(self) -> None:
         ours, theirs = socket.socketpair()
         with theirs:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "mattectl.backends.child", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env())
-        assert self._proc.stdout is not None
-        self._pump = _StderrPump(self._proc.stdout, self.name)
-        self._conn = Connection(ours.detach())
+        assert proc.stdout is not None
+        self._output = ChildOutput(os.dup(proc.stdout.fileno()))
+        proc.stdout.close()
+        self._proc, self._conn = proc, Connection(ours.detach())
+        self._finalizer = weakref.finalize(self, _kill, proc)
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
         self._conn.send((self.target, self.spec, self.weights, self.options, level))
-        logger.info("started inference process %d for %s", self._proc.pid, self.name)
+        logger.info("started inference process %d for %s", proc.pid, self.name)
 
     def _stop_child(self, *, kill: bool) -> str:
         """End the child (asked politely unless ``kill``); returns how it ended."""
-        proc, conn, pump = self._proc, self._conn, self._pump
-        self._proc = self._conn = self._pump = None
+        proc, conn, output = self._proc, self._conn, self._output
+        self._proc = self._conn = None
         if proc is None:
             return "not running"
         if kill:
@@ -157,16 +126,34 @@ class IsolatedBackend(MattingBackend):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if conn is not None:
             conn.close()
-        if pump is not None:
-            pump.join(STOP_TIMEOUT_S)
+        if output is not None:
+            output.drain()  # the child is gone: everything it wrote is in the pipe
+            output.close()
         return _signal_name(proc.returncode)
 
+    def _wait(self, timeout: float) -> bool:
+        """Wait for the child's answer, copying its output meanwhile; False after ``timeout``."""
+        assert self._conn is not None
+        assert self._output is not None
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            watched: list[Any] = [self._conn] if self._output.closed else \
+                [self._conn, self._output]
+            ready = wait(watched, remaining)
+            if self._output in ready:
+                self._output.drain()
+            if self._conn in ready:
+                return True
+        return False
+
     def _failure(self, what: str, mark: int, *, kill: bool) -> BackendError:
-        pump = self._pump
-        ended = self._stop_child(kill=kill)  # joins the pump: every last line has been read
-        words = last_words(pump.since(mark)) if pump is not None else ""
+        output = self._output
+        ended = self._stop_child(kill=kill)
+        words = last_words(output.since(mark)) if output is not None else ""
         message = f"{self.name}: {what} ({ended})" + (f": {words}" if words else "")
         logger.error("%s; the model is loaded again for the next job", message)
         self._forget_load()
@@ -174,11 +161,11 @@ class IsolatedBackend(MattingBackend):
 
     def _request(self, request: tuple[Any, ...], timeout: float, doing: str) -> Any:
         assert self._conn is not None
-        assert self._pump is not None
-        mark = self._pump.count  # the child's output from here on tells what went wrong
+        assert self._output is not None
+        mark = self._output.count  # the child's output from here on tells what went wrong
         try:
             self._conn.send(request)
-            if not self._conn.poll(timeout):
+            if not self._wait(timeout):
                 raise self._failure(f"the inference process did not answer within {timeout:.0f} s "
                                     f"while {doing}; it was killed", mark, kill=True)
             reply = self._conn.recv()

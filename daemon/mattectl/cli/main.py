@@ -7,7 +7,7 @@ import sys
 import typer
 
 from mattectl import __version__
-from mattectl.cli import config_cmd, jobs, process, run, status
+from mattectl.cli import config_cmd, jobs, models, process, run, status
 from mattectl.cli.common import err_console
 from mattectl.errors import MattectlError
 
@@ -23,6 +23,7 @@ app.command("status")(status.status)
 app.command("process")(process.process)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(models.app, name="models")
 
 
 def _version(value: bool) -> None:
