@@ -11,7 +11,9 @@ isolation tests, real TensorFlow failures rather than Python stand-ins:
 - ``abort``: when the top-left pixel is pure red, runs TensorFlow's ``Abort`` op, a C++ CHECK
   failure that ends the process with SIGABRT;
 - ``hang``: when the top-left pixel is pure blue, dequeues from an empty queue, which blocks
-  inside ``Session.run`` for ever.
+  inside ``Session.run`` for ever;
+- ``error``: when the top-left pixel is pure green, a failed assertion raises an ``OpError``
+  (what an out-of-memory error looks like to the caller).
 
 Used by the BSHM tests and scripts/bench_isolation.py; TensorFlow is imported only when a graph
 is built.
@@ -31,6 +33,7 @@ CONFIGURATION = {
     "pipeline": {"type": "unet-image-matting"},
 }
 RED = (255, 0, 0)
+GREEN = (0, 255, 0)
 BLUE = (0, 0, 255)
 WEIGHTS = (0.9, -0.5, 0.3)
 
@@ -68,6 +71,11 @@ def graph_bytes(variant: str = "matte") -> bytes:
             queue = tf.queue.FIFOQueue(1, tf.uint8, shapes=[])
             is_blue = tf.reduce_all(tf.equal(corner, tf.constant(BLUE, tf.float32)))
             rgba = tf.cond(is_blue, lambda: rgba + queue.dequeue(), lambda: tf.identity(rgba))
+        elif variant == "error":
+            is_green = tf.reduce_all(tf.equal(corner, tf.constant(GREEN, tf.float32)))
+            check = tf.debugging.Assert(tf.logical_not(is_green), ["test graph error"])
+            with tf.control_dependencies([check]):
+                rgba = tf.identity(rgba)
         elif variant not in ("matte", "invert"):
             raise ValueError(variant)
         tf.identity(rgba, name="output_png")

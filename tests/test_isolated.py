@@ -25,7 +25,8 @@ pytest.importorskip("tensorflow")
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("graphs")
-    return {v: bshm_graph.write_model_dir(root / v, v) for v in ("matte", "abort", "hang")}
+    return {v: bshm_graph.write_model_dir(root / v, v)
+            for v in ("matte", "abort", "hang", "error")}
 
 
 def isolated(folder: Path, **models: Any) -> IsolatedBackend:
@@ -80,6 +81,20 @@ def test_a_hang_is_killed_after_the_timeout(graphs: dict[str, Path]) -> None:
     with pytest.raises(BackendError, match=r"did not answer within 2 s .*killed by SIGKILL"):
         backend.predict(bshm_graph.photo(64, 48, corner=bshm_graph.BLUE))
     assert backend.predict(bshm_graph.photo(64, 48, seed=4)).shape == (48, 64)
+    backend.unload()
+
+
+def test_a_framework_error_fails_the_call_and_restarts_the_child(
+        graphs: dict[str, Path]) -> None:
+    backend = isolated(graphs["error"])
+    backend.load()
+    first = backend.pid
+    with pytest.raises(BackendError, match=r"failed in TensorFlow.*test graph error.*restarted"):
+        backend.predict(bshm_graph.photo(64, 48, corner=bshm_graph.GREEN))
+    assert first is not None
+    assert not alive(first)
+    assert backend.predict(bshm_graph.photo(64, 48, seed=5)).shape == (48, 64)
+    assert backend.pid not in (None, first)
     backend.unload()
 
 

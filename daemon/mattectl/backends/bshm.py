@@ -114,6 +114,11 @@ def build_session(graph_def: Any, path: Path) -> tuple[Any, Any, Any]:
     return tf.compat.v1.Session(graph=graph), *tensors
 
 
+def _one_line(message: str, limit: int = 300) -> str:
+    """TensorFlow's multi-line messages as one line for a job's error column."""
+    return " ".join(message.split())[:limit]
+
+
 class BshmBackend(MattingBackend):
     """Returns the graph's alpha (channel 3 of ``output_png``) at the photo's size, in [0, 1].
 
@@ -148,9 +153,10 @@ class BshmBackend(MattingBackend):
             return self._session.run(self._output, feed_dict={self._input: image})
         except tf.errors.ResourceExhaustedError as exc:
             raise BackendError(f"{self.name} ran out of memory on a {image.shape[1]}x"
-                               f"{image.shape[0]} input: {exc.message[:300]}") from exc
+                               f"{image.shape[0]} input: {_one_line(exc.message)}") from exc
         except tf.errors.OpError as exc:
-            raise BackendError(f"{self.name} failed in TensorFlow: {exc.message[:300]}") from exc
+            raise BackendError(f"{self.name} failed in TensorFlow: "
+                               f"{_one_line(exc.message)}") from exc
 
     def _predict(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]

@@ -5,8 +5,9 @@ Reads requests from the connection on file descriptor ``FD`` and answers each wi
 
 - first message: ``(target, spec, weights, options, log_level)``, the backend to build
   (``"module:Class"``) and its arguments;
-- ``("load",)`` -> the device; ``("predict", rgb)`` -> the alpha; ``("unload",)`` -> None, then
-  the child exits.
+- ``("load",)`` -> the device; ``("predict", shape)`` followed by the photo's bytes ->
+  ``("array", shape)`` followed by the alpha's bytes (see ``wire``); ``("unload",)`` -> None,
+  then the child exits.
 
 Errors mattectl raises on purpose keep their kind; anything else is reported as a BackendError.
 A crash or a hang has no answer at all: the parent notices (see ``isolated``).
@@ -22,7 +23,10 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
+import numpy as np
+
 from mattectl.backends.base import MattingBackend
+from mattectl.backends.wire import receive_array, send_array
 from mattectl.errors import BackendError, MattectlError
 from mattectl.logs import setup_logging
 
@@ -45,15 +49,18 @@ def _build(target: str, spec: Any, weights: Any, options: Any) -> MattingBackend
     return backend
 
 
-def _answer(backend: MattingBackend, request: tuple[Any, ...]) -> Any:
+def _answer(backend: MattingBackend, conn: Connection,
+            request: tuple[Any, ...]) -> tuple[tuple[Any, ...], np.ndarray | None]:
+    """The reply to one request, and the array that follows it (the alpha of a predict)."""
     op = request[0]
     if op == "load":
-        return backend.load()
+        return ("ok", backend.load()), None
     if op == "predict":
-        return backend.predict(request[1])
+        alpha = backend.predict(receive_array(conn, request[1], np.uint8))
+        return ("array", alpha.shape), alpha
     if op == "unload":
         backend.unload()
-        return None
+        return ("ok", None), None
     raise BackendError(f"unknown request {op!r}")
 
 
@@ -68,7 +75,10 @@ def serve(conn: Connection) -> None:
             backend.unload()
             return
         try:
-            conn.send(("ok", _answer(backend, request)))
+            reply, array = _answer(backend, conn, request)
+            conn.send(reply)
+            if array is not None:
+                send_array(conn, array)
         except MattectlError as exc:
             conn.send(("error", type(exc).__name__, str(exc)))
         except Exception as exc:
