@@ -157,6 +157,9 @@ def test_both_backends_and_a_tensorflow_crash_in_one_daemon(
     assert daemon.stop() == 0
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in inference),
              what="the inference processes to end with the daemon")
+    log = (root / "daemon.log").read_text()
+    assert log.count("unloaded model") >= 2
+    assert "died while unloading" not in log  # asked to end, not killed
 
 
 def test_require_gpu_refuses_to_start_without_one(tmp_path: Path) -> None:

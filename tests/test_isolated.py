@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from mattectl.backends.isolated import IsolatedBackend
 from mattectl.errors import BackendError, ModelUnavailableError
 
 from . import bshm_graph
+from .conftest import wait_for
 
 pytest.importorskip("tensorflow")
 
@@ -121,3 +124,22 @@ def test_last_words_prefer_the_fatal_line() -> None:
     assert last_words(["Traceback (most recent call last):\n", "ValueError: bad\n"]) == \
         "ValueError: bad"
     assert last_words([]) == ""
+
+
+def test_the_child_ends_when_the_daemon_dies_without_a_word(graphs: dict[str, Path]) -> None:
+    # A daemon killed with SIGKILL unloads nothing; its inference process must not linger.
+    script = (
+        "import os, sys\nfrom pathlib import Path\n"
+        "from mattectl import config\nfrom mattectl.backends import BACKENDS\n"
+        "from mattectl.backends.catalog import MODELS\n"
+        "from mattectl.backends.isolated import IsolatedBackend\n"
+        "o = config.parse({'models': {'device': 'cpu'}}).models\n"
+        "b = IsolatedBackend(MODELS['bshm'], Path(sys.argv[1]), o, BACKENDS['bshm'])\n"
+        "b.load()\nprint(b.pid, flush=True)\nos.kill(os.getpid(), 9)\n")
+    daemon_dir = str(Path(__file__).resolve().parents[1] / "daemon")
+    out = subprocess.run([sys.executable, "-c", script, str(graphs["matte"])],
+                         capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "PYTHONPATH": daemon_dir})
+    assert out.returncode == -9
+    child = int(out.stdout.split()[0])
+    wait_for(lambda: not alive(child), timeout=30, what="the orphaned child to exit")

@@ -15,11 +15,13 @@ A crash or a hang has no answer at all: the parent notices (see ``isolated``).
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -33,13 +35,21 @@ from mattectl.logs import setup_logging
 logger = logging.getLogger(__name__)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when the daemon dies, even mid-inference."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        logger.debug("PR_SET_PDEATHSIG is not available; relying on the connection closing")
+def _exit_with_parent() -> None:
+    """End this process when the daemon is gone, even in the middle of an inference.
+
+    A thread polls the parent's pid: the main thread may be stuck in C++ (that is what hangs
+    look like), and Linux's PR_SET_PDEATHSIG would fire when the daemon's *thread* that started
+    us ends (a worker thread at shutdown), not the daemon.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mattectl-parent-watch", daemon=True).start()
 
 
 def _build(target: str, spec: Any, weights: Any, options: Any) -> MattingBackend:
@@ -89,7 +99,7 @@ def serve(conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
-    _die_with_parent()
+    _exit_with_parent()
     # Ctrl-C in a terminal reaches the whole process group; the daemon decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with Connection(int(argv[1])) as conn:

@@ -25,6 +25,7 @@ the next call starts a new child, which loads the model again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -199,10 +200,8 @@ class IsolatedBackend(MattingBackend):
 
     def _unload(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(BackendError):  # _failure() has logged it
                 self._request(("unload",), STOP_TIMEOUT_S, "unloading")
-            except BackendError as exc:
-                logger.warning("%s", exc)
         self._stop_child(kill=False)
 
     def _predict(self, rgb: np.ndarray) -> np.ndarray:
