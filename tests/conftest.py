@@ -63,7 +63,10 @@ def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings
         data: dict[str, Any] = {
             "daemon": {"state_dir": "state", "heartbeat_s": 0.5, "retry_delay_s": 0.2,
                        "allow_root": AS_ROOT, **sections.pop("daemon", {})},
-            "models": {"dir": str(shared_models), **sections.pop("models", {})},
+            # In-process models: the tests' own backends (tiny_backend) live in this process.
+            # The default, process isolation, is tested in test_isolated/test_daemon_backends.
+            "models": {"dir": str(shared_models), "isolation": "inline",
+                       **sections.pop("models", {})},
             "watch": tables,
             **sections,
         }

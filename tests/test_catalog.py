@@ -11,7 +11,7 @@ import pytest
 
 from mattectl.backends.catalog import MODELS, availability, find_weights
 
-from .conftest import REPO_ROOT
+from .support import REPO_ROOT
 
 BSHM = MODELS["bshm"]
 

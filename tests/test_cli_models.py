@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from mattectl.cli.main import app
 
 from . import bshm_graph
-from .conftest import U2NETP_WEIGHTS, need
 from .http_server import FileServer, serving
+from .support import U2NETP_WEIGHTS, need
 
 runner = CliRunner()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,8 +23,8 @@ from mattectl.imageio.read import decode
 from mattectl.jobs.status import JobStatus
 
 from . import bshm_graph
-from .conftest import U2NETP_WEIGHTS, need, wait_for
-from .test_daemon import DaemonProcess
+from .daemon_process import DaemonProcess
+from .support import ALLOW_ROOT_TOML, U2NETP_WEIGHTS, need, wait_for
 
 CONFIG = """
 [daemon]
@@ -33,6 +32,7 @@ state_dir = "state"
 heartbeat_s = 0.5
 retry_delay_s = 0.2
 max_attempts = 2
+{allow_root}
 
 [models]
 dir = "{models}"
@@ -63,7 +63,8 @@ def setup(root: Path, *, require_gpu: bool = False) -> DaemonProcess:
         (root / folder).mkdir()
     bshm = bshm_graph.write_model_dir(root / "bshm-abort", "abort")
     (root / "mattectl.toml").write_text(CONFIG.format(
-        models=need(U2NETP_WEIGHTS).parents[1], bshm=bshm, require_gpu=str(require_gpu).lower()))
+        models=need(U2NETP_WEIGHTS).parents[1], bshm=bshm, require_gpu=str(require_gpu).lower(),
+        allow_root=ALLOW_ROOT_TOML))
     return DaemonProcess(root)
 
 
@@ -71,8 +72,7 @@ def setup(root: Path, *, require_gpu: bool = False) -> DaemonProcess:
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     proc = setup(tmp_path)
     yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        proc.stop(signal.SIGKILL)
+    proc.kill_if_running()
 
 
 def children(pid: int) -> set[int]:

@@ -15,7 +15,7 @@ from mattectl.backends.catalog import MODELS
 from mattectl.backends.isolated import IsolatedBackend
 
 from . import bshm_graph
-from .conftest import U2NETP_WEIGHTS, need
+from .support import U2NETP_WEIGHTS, need
 
 pytestmark = pytest.mark.gpu
 

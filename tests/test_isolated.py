@@ -20,7 +20,7 @@ from mattectl.backends.isolated import IsolatedBackend
 from mattectl.errors import BackendError, ModelUnavailableError
 
 from . import bshm_graph
-from .conftest import wait_for
+from .support import wait_for
 
 pytest.importorskip("tensorflow")
 

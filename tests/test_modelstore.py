@@ -17,8 +17,8 @@ from mattectl.modelstore.manifest import MANIFEST, Published
 from mattectl.modelstore.service import ChecksumState, ModelStore
 
 from . import bshm_graph
-from .conftest import U2NETP_WEIGHTS, need
 from .http_server import FileServer, ModelScopeHub, serving
+from .support import U2NETP_WEIGHTS, need
 
 MODEL_ID = "damo/cv_unet_image-matting"
 

@@ -36,17 +36,18 @@ class ModelSpec:
     backend: str  # key in mattectl.backends.BACKENDS
     variant: str  # what the backend builds (architecture)
     description: str
+    filename: str  # the canonical (first) file inside <models_dir>/<name>/
     framework: str  # importable module the backend needs
-    files: tuple[WeightFile, ...]
-    # False: the weights are one file (files[0]); True: a folder holding every file (BSHM).
-    folder: bool = False
     suffixes: tuple[str, ...] = (".pth",)  # weight files imported by hand keep their own name
+    # Every file of the model, with what its publisher says; default: ``filename`` alone.
+    files: tuple[WeightFile, ...] = ()
+    # False: the weights are one file; True: a folder holding every file (BSHM).
+    folder: bool = False
     modelscope_ids: tuple[str, ...] = ()  # ModelScope publishes the model under these ids
 
-    @property
-    def filename(self) -> str:
-        """The canonical (first) file name inside ``<models_dir>/<name>/``."""
-        return self.files[0].name
+    def __post_init__(self) -> None:
+        if not self.files:
+            object.__setattr__(self, "files", (WeightFile(self.filename),))
 
 
 def _google_drive(file_id: str) -> tuple[str, ...]:
@@ -62,20 +63,23 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("u2netp", "u2net", "u2netp", "U²-NetP, 1.1 M parameters: fast, small subjects",
-                  "torch", (WeightFile("u2netp.pth", md5="e4f636406ca4e2af789941e7f139ee2e",
-                                       urls=_google_drive("1rbSTGKAE-MTxBYHd-51l2hMOQPT_7EPy")),)),
+                  "u2netp.pth", "torch",
+                  files=(WeightFile("u2netp.pth", md5="e4f636406ca4e2af789941e7f139ee2e",
+                                    urls=_google_drive("1rbSTGKAE-MTxBYHd-51l2hMOQPT_7EPy")),)),
         ModelSpec("u2net", "u2net", "u2net", "U²-Net, 44 M parameters: general salient objects",
-                  "torch", (WeightFile("u2net.pth", md5="347c3d51b01528e5c6c071e3cff1cb55",
-                                       urls=_google_drive("1ao1ovG1Qtx4b7EoskHXmi2E9rp5CHLcZ")),)),
-        ModelSpec("u2net_human_seg", "u2net", "u2net", "U²-Net trained on people", "torch",
-                  (WeightFile("u2net_human_seg.pth", md5="09fb4e49b7f785c9f855baf94916840a",
-                              urls=_google_drive("1-Yg0cxgrNhHP-016FPdp902BR-kSsA4P")),)),
+                  "u2net.pth", "torch",
+                  files=(WeightFile("u2net.pth", md5="347c3d51b01528e5c6c071e3cff1cb55",
+                                    urls=_google_drive("1ao1ovG1Qtx4b7EoskHXmi2E9rp5CHLcZ")),)),
+        ModelSpec("u2net_human_seg", "u2net", "u2net", "U²-Net trained on people",
+                  "u2net_human_seg.pth", "torch",
+                  files=(WeightFile("u2net_human_seg.pth", md5="09fb4e49b7f785c9f855baf94916840a",
+                                    urls=_google_drive("1-Yg0cxgrNhHP-016FPdp902BR-kSsA4P")),)),
         # ModelScope lists a sha256 per file and snapshot_download checks it while downloading;
         # nothing is published elsewhere, so mattectl records the checksums at pull or import.
         ModelSpec("bshm", "bshm", "bshm", "BSHM portrait matting (ModelScope, TensorFlow): "
-                  "quality, hair", "tensorflow",
-                  (WeightFile("tf_graph.pb"), WeightFile("configuration.json")), folder=True,
-                  suffixes=(".pb",),
+                  "quality, hair", "tf_graph.pb", "tensorflow", (".pb",),
+                  files=(WeightFile("tf_graph.pb"), WeightFile("configuration.json")),
+                  folder=True,
                   modelscope_ids=("damo/cv_unet_image-matting", "iic/cv_unet_image-matting")),
     )
 }
