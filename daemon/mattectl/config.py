@@ -167,7 +167,7 @@ class ModelsConfig(_Strict):
                     "crash, a hang or a framework error; 'inline' runs it in the daemon itself.",
     )
     load_timeout_s: float = Field(
-        600.0, gt=0, description="A model (and its child process) that takes longer to load fails.")
+        240.0, gt=0, description="A model (and its child process) that takes longer to load fails.")
     predict_timeout_s: float = Field(
         300.0, gt=0,
         description="An inference that takes longer is taken for a hang: the child process is "
@@ -344,10 +344,22 @@ def _check_gpu(settings: Settings) -> Iterator[tuple[str, str]]:
         yield "models.require_gpu", "cannot be true while models.device = 'cpu'"
 
 
+def _check_timeouts(settings: Settings) -> Iterator[tuple[str, str]]:
+    # A hung inference process must be killed (and the job retried) before the daemon itself
+    # counts as hung and systemd restarts all of it.
+    models, limit = settings.models, settings.daemon.job_timeout_s
+    if models.isolation == "process" and models.load_timeout_s + models.predict_timeout_s >= limit:
+        yield "models.predict_timeout_s", (
+            f"load_timeout_s + predict_timeout_s ({models.load_timeout_s:.0f} + "
+            f"{models.predict_timeout_s:.0f} s) must stay under daemon.job_timeout_s "
+            f"({limit:.0f} s)")
+
+
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
     _check_gpu,
+    _check_timeouts,
 )
 
 

@@ -100,8 +100,10 @@ def serve(conn: Connection) -> None:
 
 def main(argv: list[str]) -> None:
     _exit_with_parent()
-    # Ctrl-C in a terminal reaches the whole process group; the daemon decides when we stop.
+    # Ctrl-C in a terminal and systemd's SIGTERM at stop reach every process of the daemon;
+    # the daemon decides when this one stops (it unloads the model first).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with Connection(int(argv[1])) as conn:
         serve(conn)
 
