@@ -43,6 +43,8 @@ CHECKSUM_NOTE = {
     Published.NONE: "nothing published; its checksum is recorded for `mattectl models verify`",
     Published.DIFFERS: "differs from the published checksum, taken because of --custom",
 }
+RELOAD_NOTE = ("A running daemon keeps the weights it has loaded until it loads the model again "
+               "(restart it, or let models.idle_unload_s unload the model).")
 ModelName = Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.")]
 
 
@@ -134,6 +136,8 @@ def pull(
             continue
         console.print(f"{name}: installed at {record.location} from {record.source} "
                       f"({CHECKSUM_NOTE[record.published]})", highlight=False)
+    if failed < len(names):
+        console.print(RELOAD_NOTE)
     if failed:
         raise typer.Exit(ExitCode.FAILURE)
 
@@ -152,6 +156,7 @@ def import_model(
                                                                   custom=custom)
     console.print(f"{name}: installed at {record.location} "
                   f"({CHECKSUM_NOTE[record.published]})", highlight=False)
+    console.print(RELOAD_NOTE)
 
 
 def _render_verify(results: list[VerifyResult]) -> None:
