@@ -11,7 +11,19 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
+system_packages() {
+    # The report tests render pages in a real headless browser: Debian's chromium package.
+    # Installed only where we may (root with apt-get); elsewhere those tests skip with a reason.
+    if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (for the report tests)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+}
+
 setup() {
+    system_packages
     if [ ! -x "$VENV/bin/python" ]; then
         echo "creating $VENV" >&2
         "$PYTHON" -m venv "$VENV"
