@@ -73,7 +73,8 @@ class Entry:
 
 def quantise(alpha: np.ndarray) -> np.ndarray:
     """Alpha rounded to the 8 bits it is stored with, so the stored truth is the one used."""
-    return np.round(np.clip(alpha, 0, 1) * 255).astype(np.float32) / np.float32(255)
+    # The same float decode_matte reads back: level * (1 / 255).
+    return np.round(np.clip(alpha, 0, 1) * 255).astype(np.float32) * np.float32(1 / 255)
 
 
 def place(subject: Subject, width: int, height: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
