@@ -10,13 +10,15 @@ from clikit import mattectl, write_config
 
 def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Path) -> None:
     done = mattectl("bench", "--backend", "u2netp", "--sizes", "480x320", "--count", "2",
-                    "--config", write_config(tmp_path, shared_models),
+                    "--threads", "1,2", "--config", write_config(tmp_path, shared_models),
                     "--json", tmp_path / "bench.json", "--report", tmp_path / "bench.html")
     assert done.returncode == 0, done.stderr
     assert "latency per stage" in done.stdout
     assert "pipe/model" in done.stdout
 
-    (result,) = json.loads((tmp_path / "bench.json").read_text())["results"]
+    one, result = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert one["settings"]["threads"] == 1  # both thread counts measured in the same run
+    assert result["settings"]["threads"] == 2
     assert result["backend"] == "u2netp"
     assert result["device"] == "cpu"
     assert result["size"] == {"label": "480x320", "width": 480, "height": 320}
@@ -29,7 +31,6 @@ def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Pa
         assert result[key] > 0
     assert result["ratio"] == round(result["pipeline_ips"] / result["model_ips"], 4)
     assert result["peak_gpu_mb"] is None
-    assert result["settings"]["threads"] == 1
     assert "<svg" in (tmp_path / "bench.html").read_text()
 
 

@@ -82,11 +82,11 @@ def test_speed_section_has_the_table_and_plots(tmp_path: Path,
                                                chromium: Callable[..., str]) -> None:
     backend = ColourRuleBackend("keyer", 2.0)
     size = bench.parse_sizes("320x240")[0]
-    result = bench.bench(backend, size, bench.make_inputs(size, 3),
-                         bench.BenchOptions(count=3, rounds=1))
+    (result,) = bench.bench(backend, size, bench.make_inputs(size, 3),
+                            bench.BenchOptions(count=3, rounds=1))
     page = write_report(tmp_path / "speed.html", bench=[result])
     dom = chromium(page, "--dump-dom")
-    assert "keyer · 320x240 · batch 1" in dom
+    assert "keyer · 320x240 · batch 1 · auto threads" in dom
     assert dom.count("<svg") == 2
     assert len(re.findall(r"<rect", dom)) >= 3 + 3  # throughput bars, stage segments
     assert dom.count(">absent<") == 2  # probe and refinement do not exist yet

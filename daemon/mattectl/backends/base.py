@@ -95,6 +95,11 @@ class MattingBackend(ABC):
             self._check_output(rgb, alpha)
         return alphas
 
+    def set_threads(self, threads: int) -> bool:
+        """Use ``threads`` CPU threads for inference from now on; False when this backend
+        cannot change it while loaded."""
+        return False
+
     def reset_peak_memory(self) -> None:
         """Start measuring a new peak of accelerator memory (nothing to do on the CPU)."""
         return None

@@ -95,6 +95,11 @@ class U2NetBackend(MattingBackend):
         return [postprocess(p, rgb.shape[1], rgb.shape[0], resample)
                 for p, rgb in zip(predictions, images, strict=True)]
 
+    def set_threads(self, threads: int) -> bool:
+        # torch's intra-op pool is per process; it can be resized at any time.
+        torch.set_num_threads(threads)
+        return True
+
     def reset_peak_memory(self) -> None:
         if self.loaded and self._torch_device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self._torch_device)

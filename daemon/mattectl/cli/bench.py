@@ -18,8 +18,20 @@ from mattectl.evaluation.report import write_report
 from mattectl.evaluation.runner import choose_models, find_photos
 
 
+def _thread_counts(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(f"--threads: expected numbers such as 1,2, got '{text}'") from None
+    if any(n < 1 for n in counts):
+        raise InputError("--threads: thread counts start at 1")
+    return counts
+
+
 def _label(r: benchmark.BenchResult) -> str:
-    return f"{r.backend} {r.size.label} b{r.batch}"
+    return f"{r.backend} {r.size.label} b{r.batch} t{r.settings['threads'] or 'auto'}"
 
 
 def _latency_table(results: list[benchmark.BenchResult]) -> Table:
@@ -58,7 +70,8 @@ def bench(
     rounds: Annotated[int, typer.Option(min=1, help="Repetitions; medians are shown.")] = 1,
     images: Annotated[Path | None, typer.Option(help="Folder of your own photos to measure "
                                                 "with [default: synthetic portraits].")] = None,
-    threads: Annotated[int | None, typer.Option(min=0, help="CPU threads for inference "
+    threads: Annotated[str | None, typer.Option(help="CPU threads for inference; several "
+                                                "(e.g. 1,2) are compared in one run "
                                                 "[default: models.threads].")] = None,
     decode_workers: Annotated[int, typer.Option(min=1)] = 1,
     encode_workers: Annotated[int, typer.Option(min=1)] = 1,
@@ -70,22 +83,21 @@ def bench(
 ) -> None:
     """Measure latency per stage and model-alone vs whole-pipeline throughput."""
     settings = load_settings_or_defaults(config)
-    options = settings.models
-    if threads is not None:
-        options = options.model_copy(update={"threads": threads})
-    models = ModelCache(options, settings.models_dir)
+    models = ModelCache(settings.models, settings.models_dir)
+    thread_counts = _thread_counts(threads)
     names = choose_models(models, backend)
     sources = [load_rgb(p) for p in find_photos(images)[:count]] if images else []
     if images and not sources:
         raise InputError(f"{images}: no photos")
-    plan = benchmark.BenchOptions(count, rounds, batch, decode_workers, encode_workers)
+    plan = benchmark.BenchOptions(count, rounds, batch, decode_workers, encode_workers,
+                                  thread_counts)
     results = []
     for size in benchmark.parse_sizes(sizes):
         inputs = benchmark.make_inputs(size, count, sources)
         for name in names:
             err_console.print(f"measuring {name} at {size.label} ({size.width}x{size.height})",
                               highlight=False)
-            results.append(benchmark.bench(models.get(name), size, inputs, plan))
+            results += benchmark.bench(models.get(name), size, inputs, plan)
     models.unload_all()
     console.print(_latency_table(results))
     console.print(_throughput_table(results))

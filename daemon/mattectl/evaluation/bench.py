@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class BenchResult:
     pipeline_ips: float
     peak_rss_mb: float
     peak_gpu_mb: float | None
-    settings: dict[str, int]
+    settings: dict[str, int]  # threads (0: the framework's choice), decode/encode workers
 
     @property
     def ratio(self) -> float:
@@ -211,11 +211,41 @@ class BenchOptions:
     batch: int = 1
     decode_workers: int = 1
     encode_workers: int = 1
+    threads: tuple[int, ...] = ()  # CPU thread counts to compare; () keeps the backend's own
+
+
+@dataclass
+class _Runs:
+    model: list[float] = field(default_factory=list)
+    sequential: list[float] = field(default_factory=list)
+    pipeline: list[float] = field(default_factory=list)
+    stage_times: list[StageTimes] = field(default_factory=list)
+
+
+def _round(backend: MattingBackend, stages: MattingStages, images: Sequence[np.ndarray],
+           photos: Sequence[Photo], options: BenchOptions, runs: _Runs) -> None:
+    runs.model.append(model_alone(backend, images, options.batch))
+    ips, times = sequential(stages, photos)
+    runs.sequential.append(ips)
+    runs.stage_times += times
+    runs.pipeline.append(pipelined(stages, photos, batch=options.batch,
+                                   decode_workers=options.decode_workers,
+                                   encode_workers=options.encode_workers))
+
+
+def _stage_stats(times: Sequence[StageTimes]) -> dict[str, Percentiles | None]:
+    stats: dict[str, Percentiles | None] = {name: None for name in STAGES}
+    stats["decode"] = percentiles([t.decode_ms for t in times])
+    stats["inference"] = percentiles([t.inference_ms for t in times])
+    stats["encode"] = percentiles([t.encode_ms for t in times])
+    return stats
 
 
 def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
-          options: BenchOptions) -> BenchResult:
-    """Measure one backend at one size on ``inputs`` (encoded photos of that size)."""
+          options: BenchOptions) -> list[BenchResult]:
+    """Measure one backend at one size on ``inputs`` (encoded photos of that size): one result
+    per thread setting, the settings alternating inside every round so that they meet the same
+    load. Raises :class:`InputError` when the backend cannot change its thread count."""
     backend.load()
     images = [decode(d, name=f"bench-{i}", max_pixels=MAX_PIXELS).rgb
               for i, d in enumerate(inputs)]
@@ -223,32 +253,30 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
     reset_peak_rss()
     backend.reset_peak_memory()
     stages = MattingStages(backend, max_pixels=MAX_PIXELS, collision="overwrite")
-    model, seq, pipe, stage_times = [], [], [], []
+    settings: tuple[int | None, ...] = options.threads or (None,)
+    runs = {threads: _Runs() for threads in settings}
     with tempfile.TemporaryDirectory(prefix="mattectl-bench-") as tmp:
         photos = [Photo(f"bench-{i}.jpg", data=d, target=Path(tmp) / f"bench-{i}.png")
                   for i, d in enumerate(inputs)]
         for r in range(options.rounds):
-            model.append(model_alone(backend, images, options.batch))
-            ips, times = sequential(stages, photos)
-            seq.append(ips)
-            stage_times += times
-            pipe.append(pipelined(stages, photos, batch=options.batch,
-                                  decode_workers=options.decode_workers,
-                                  encode_workers=options.encode_workers))
-            logger.info("%s %s round %d: model %.2f, sequential %.2f, pipeline %.2f img/s",
-                        backend.name, size.label, r + 1, model[-1], seq[-1], pipe[-1])
+            for threads in settings:
+                if threads is not None and not backend.set_threads(threads):
+                    raise InputError(f"{backend.name} cannot change its thread count")
+                _round(backend, stages, images, photos, options, runs[threads])
+                logger.info("%s %s threads %s round %d: model %.2f, sequential %.2f, "
+                            "pipeline %.2f img/s", backend.name, size.label, threads, r + 1,
+                            runs[threads].model[-1], runs[threads].sequential[-1],
+                            runs[threads].pipeline[-1])
     gpu = backend.peak_memory()
-    stage_stats: dict[str, Percentiles | None] = {name: None for name in STAGES}
-    stage_stats["decode"] = percentiles([t.decode_ms for t in stage_times])
-    stage_stats["inference"] = percentiles([t.inference_ms for t in stage_times])
-    stage_stats["encode"] = percentiles([t.encode_ms for t in stage_times])
-    return BenchResult(
+    rss = peak_rss_mb()
+    return [BenchResult(
         backend.name, backend.device or "?", size, options.batch, len(inputs), options.rounds,
-        stage_stats, statistics.median(model), statistics.median(seq), statistics.median(pipe),
-        peak_rss_mb(), gpu / 2**20 if gpu is not None else None,
-        {"threads": backend.options.threads, "decode_workers": options.decode_workers,
-         "encode_workers": options.encode_workers},
-    )
+        _stage_stats(run.stage_times), statistics.median(run.model),
+        statistics.median(run.sequential), statistics.median(run.pipeline), rss,
+        gpu / 2**20 if gpu is not None else None,
+        {"threads": threads if threads is not None else backend.options.threads,
+         "decode_workers": options.decode_workers, "encode_workers": options.encode_workers},
+    ) for threads, run in runs.items()]
 
 
 def to_json(results: Sequence[BenchResult]) -> dict[str, Any]:
