@@ -29,7 +29,8 @@ def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Pa
     assert result["stages"]["inference"]["count"] == 2
     for key in ("model_ips", "sequential_ips", "pipeline_ips", "peak_rss_mb"):
         assert result[key] > 0
-    assert result["ratio"] == round(result["pipeline_ips"] / result["model_ips"], 4)
+    rounds = result["per_round"]
+    assert result["ratio"] == round(rounds["pipeline"][0] / rounds["model"][0], 4)  # one round
     assert result["peak_gpu_mb"] is None
     assert "<svg" in (tmp_path / "bench.html").read_text()
 

@@ -10,8 +10,8 @@ machine slows them alike; each figure is the median over the rounds:
   (what the daemon did before the staged pipeline); its per-stage times are the latencies shown;
 - ``pipeline``: the same steps in a :class:`~mattectl.jobs.stages.StagedPipeline`.
 
-``ratio`` is pipeline throughput over model throughput: 1.0 means the pipeline costs nothing
-beyond the model.
+``ratio`` is pipeline throughput over model throughput, taken in each round (runs seconds
+apart) and the median of those reported: 1.0 means the pipeline costs nothing beyond the model.
 """
 
 from __future__ import annotations
@@ -103,14 +103,21 @@ class BenchResult:
     peak_rss_mb: float
     peak_gpu_mb: float | None
     settings: dict[str, int]  # threads (0: the framework's choice), decode/encode workers
+    per_round: dict[str, list[float]]  # images/s of each way to run, round by round
+
+    def _ratio(self, way: str) -> float:
+        # Each round's ratio compares runs made seconds apart, under the same load.
+        return statistics.median(
+            a / b for a, b in zip(self.per_round[way], self.per_round["model"], strict=True))
 
     @property
     def ratio(self) -> float:
-        return self.pipeline_ips / self.model_ips
+        """Staged pipeline over model alone: the median of the rounds' ratios."""
+        return self._ratio("pipeline")
 
     @property
     def sequential_ratio(self) -> float:
-        return self.sequential_ips / self.model_ips
+        return self._ratio("sequential")
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -276,6 +283,7 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
         gpu / 2**20 if gpu is not None else None,
         {"threads": threads if threads is not None else backend.options.threads,
          "decode_workers": options.decode_workers, "encode_workers": options.encode_workers},
+        {"model": run.model, "sequential": run.sequential, "pipeline": run.pipeline},
     ) for threads, run in runs.items()]
 
 
@@ -288,7 +296,8 @@ def to_json(results: Sequence[BenchResult]) -> dict[str, Any]:
         rows.append(row)
     return {"units": {"*_ips": "images per second (median over rounds)",
                       "stages": "milliseconds per image, from the sequential run",
-                      "ratio": "pipeline_ips / model_ips",
+                      "ratio": "median over rounds of pipeline / model images/s, both "
+                               "measured in the same round",
                       "peak_rss_mb": "peak resident memory of the process during the "
                                      "measurement, MiB",
                       "peak_gpu_mb": "peak GPU memory the backend allocated, MiB; null on CPU"},

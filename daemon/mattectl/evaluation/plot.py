@@ -16,13 +16,13 @@ class Series:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def grouped_bars(title: str, labels: Sequence[str], series: Sequence[Series],
                  unit: str, width: int = 760) -> str:
     """Horizontal bars, one group per label and one bar per series, with values written."""
-    bar, gap, left, top = 14, 10, 190, 34
+    bar, gap, left, top = 14, 10, 250, 34
     group = bar * len(series) + gap
     height = top + group * len(labels) + 24
     peak = max((v for s in series for v in s.values), default=1.0) or 1.0
@@ -53,7 +53,7 @@ def grouped_bars(title: str, labels: Sequence[str], series: Sequence[Series],
 def stacked_bars(title: str, labels: Sequence[str], series: Sequence[Series],
                  unit: str, width: int = 760) -> str:
     """Horizontal bars, one per label, split into the series' shares (e.g. stage times)."""
-    bar, left, top = 18, 190, 34
+    bar, left, top = 18, 250, 34
     height = top + (bar + 8) * len(labels) + 16
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     scale = (width - left - 70) / (max(totals, default=1.0) or 1.0)

@@ -144,7 +144,7 @@ def quality_section(results: Sequence[ImageResult], backends: Sequence[str],
 
 
 def speed_section(results: Sequence[BenchResult]) -> str:
-    labels = [f"{r.backend} · {r.size.label} · batch {r.batch} · "
+    labels = [f"{r.backend} {r.size.label} batch {r.batch}, "
               f"{r.settings['threads'] or 'auto'} threads" for r in results]
     rows = []
     for label, r in zip(labels, results, strict=True):
