@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import need
 from evalkit import DATA, ColourRuleBackend, write_small_set
 from mattectl.evaluation import bench, summary
-from mattectl.evaluation.report import write_report
+from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import Previews, evaluate, find_samples
 
 STATUS = re.compile(r'id="image-status"[^>]*data-shown="(\d+)"[^>]*data-total="(\d+)"')
@@ -38,8 +38,8 @@ def pictures_shown(dom: str) -> tuple[int, int]:
 def test_report_renders_every_picture_offline(evaluation, tmp_path: Path,
                                               chromium: Callable[..., str]) -> None:
     results, backends = evaluation
-    page = write_report(tmp_path / "report.html", results=results, backends=backends,
-                        devices={b: "cpu" for b in backends})
+    page = write_report(tmp_path / "report.html", render(
+        results=results, backends=backends, devices={b: "cpu" for b in backends}))
     html = page.read_text()
     # Self-contained: no picture, style or script is fetched from anywhere.
     assert not re.search(r'(src|href)="(?!data:)', html)
@@ -72,7 +72,7 @@ def test_a_picture_that_cannot_be_shown_is_counted_and_marked(
                       first.previews.heat)
     results = [type(first)(first.sample, first.width, first.height, first.scores, broken),
                *results[1:]]
-    page = write_report(tmp_path / "report.html", results=results, backends=backends)
+    page = write_report(tmp_path / "report.html", render(results=results, backends=backends))
     dom = chromium(page, "--dump-dom")
     assert pictures_shown(dom) == (23, 24)
     assert dom.count('class="broken"') == 1
@@ -84,7 +84,7 @@ def test_speed_section_has_the_table_and_plots(tmp_path: Path,
     size = bench.parse_sizes("320x240")[0]
     (result,) = bench.bench(backend, size, bench.make_inputs(size, 3),
                             bench.BenchOptions(count=3, rounds=1))
-    page = write_report(tmp_path / "speed.html", bench=[result])
+    page = write_report(tmp_path / "speed.html", render(bench=[result]))
     dom = chromium(page, "--dump-dom")
     assert "keyer 320x240 batch 1, auto threads" in dom
     assert dom.count("<svg") == 2

@@ -14,8 +14,9 @@ from mattectl.cli.common import ConfigOption, console, err_console, load_setting
 from mattectl.errors import InputError
 from mattectl.evaluation import bench as benchmark
 from mattectl.evaluation.dataset import load_rgb
-from mattectl.evaluation.report import write_report
+from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import choose_models, find_photos
+from mattectl.fsutil import write_file
 
 
 def _thread_counts(text: str | None) -> tuple[int, ...]:
@@ -107,7 +108,8 @@ def bench(
                   "on the machine affects these figures: compare ratios measured in one run.",
                   highlight=False)
     if json_out:
-        json_out.write_text(json.dumps(benchmark.to_json(results), indent=1))
+        write_file(json_out, json.dumps(benchmark.to_json(results), indent=1).encode(),
+                   "overwrite")
     if report:
-        write_report(report, bench=results)
+        write_report(report, render(bench=results))
         console.print(f"report: {report}", highlight=False)

@@ -15,8 +15,9 @@ from mattectl.cli.common import ConfigOption, console, err_console, load_setting
 from mattectl.errors import ExitCode
 from mattectl.evaluation import summary
 from mattectl.evaluation.metrics import METRICS, Region
-from mattectl.evaluation.report import write_report
+from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import ImageResult, choose_models, evaluate, find_samples
+from mattectl.fsutil import write_file
 
 
 def _keys(region: Region) -> list[str]:
@@ -95,9 +96,10 @@ def eval_command(
         console.print(_means_table(f"means by {tag}", rows, Region.IMAGE))
     console.print(_legend(), highlight=False)
     if json_out:
-        json_out.write_text(json.dumps(summary.to_json(results, names, devices), indent=1))
+        data = summary.to_json(results, names, devices)
+        write_file(json_out, json.dumps(data, indent=1).encode(), "overwrite")
     if report:
-        write_report(report, results=results, backends=names, devices=devices)
+        write_report(report, render(results=results, backends=names, devices=devices))
         console.print(f"report: {report}", highlight=False)
     failed = [r for r in results if r.error or any(s.error for s in r.scores.values())]
     if failed:

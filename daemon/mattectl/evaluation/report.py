@@ -193,8 +193,7 @@ def render(*, results: Sequence[ImageResult] = (), backends: Sequence[str] = (),
             f"<script>{SCRIPT}</script></body></html>")
 
 
-def write_report(path: Path, **content: object) -> Path:
-    """Render and write the page atomically (a reader never sees half a report)."""
-    html = render(**content)  # type: ignore[arg-type]
-    write_file(path, html.encode("utf-8"), "overwrite")
+def write_report(path: Path, page: str) -> Path:
+    """Write a rendered page atomically (a reader never sees half a report)."""
+    write_file(path, page.encode("utf-8"), "overwrite")
     return path
