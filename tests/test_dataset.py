@@ -66,7 +66,7 @@ def test_set_from_real_data_round_trips_exactly(tmp_path: Path) -> None:
     entries = write_small_set(tmp_path, subjects=2, backgrounds=2, scales=(1.0, 0.4))
     assert len(entries) == 2 * 2 * 2
     manifest = json.loads((tmp_path / "images" / dataset.MANIFEST).read_text())
-    assert {row["kind"] for row in manifest} == {"water", "busy-foliage"}
+    assert {row["kind"] for row in manifest} == {"distractor-person", "busy-foliage"}
     tags = dataset.read_tags(tmp_path / "images")
     assert tags[entries[0].name] == {"background": entries[0].kind, "scale": "1"}
 

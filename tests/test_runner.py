@@ -63,7 +63,7 @@ def test_a_bad_pair_fails_alone_and_the_rest_is_scored(tmp_path: Path) -> None:
     scored = [r for r in results.values() if r.error is None]
     assert len(scored) == 2
     for result in scored:
-        assert result.sample.tags["background"] == "water"
+        assert result.sample.tags["background"] == "distractor-person"
         score = result.scores["keyer"]
         assert score.error is None
         assert set(summary.METRIC_KEYS) <= set(score.metrics)
@@ -83,7 +83,7 @@ def test_a_bad_pair_fails_alone_and_the_rest_is_scored(tmp_path: Path) -> None:
     data = json.loads(json.dumps(summary.to_json(list(results.values()), ["keyer"],
                                                  {"keyer": "cpu"}), allow_nan=False))
     assert data["means"]["keyer"]["images"] == 2
-    assert "water" in data["groups"]["background"]["keyer"]
+    assert "distractor-person" in data["groups"]["background"]["keyer"]
 
 
 def test_models_are_checked_before_any_work(tmp_path: Path, shared_models: Path) -> None:

@@ -3,8 +3,9 @@
 A subject is a real photo and the alpha a real model made for it. Compositing
 ``I = alpha * F + (1 - alpha) * B`` with the photo as ``F`` and another real photo as ``B``
 gives an image whose true alpha is, by construction, exactly the alpha used, as in the Adobe
-matting benchmark. Backgrounds of different kinds (water, foliage, texture, skin-coloured,
-indoor) and subjects placed smaller in the frame show where a model struggles.
+matting benchmark. Backgrounds of different kinds (a salient distractor, busy foliage, bright
+texture, skin-coloured tones, objects indoors and out) and subjects placed smaller in the frame
+show where a model struggles.
 
 Layout written by :func:`write_set`: ``images/<name>.png`` (lossless, so nothing but the
 composite differs from the truth), ``alphas/<name>.png`` (8-bit grey truth) and
@@ -33,14 +34,14 @@ MANIFEST = "manifest.json"
 MAX_PIXELS = 200_000_000  # photos larger than this are refused before decoding
 
 # Real backgrounds in the U-2-Net and rembg published test data (paths relative to a folder
-# holding u2net_official/ and rembg_u2netp/), each with the kind of difficulty it brings.
+# holding u2net_official/ and rembg_u2netp/), each named for the difficulty it brings.
 STANDARD_BACKGROUNDS: tuple[tuple[str, str], ...] = (
-    ("u2net_official/test_images/boat.jpg", "water"),
+    ("u2net_official/test_images/boat.jpg", "distractor-person"),  # a boat with a man on it
     ("rembg_u2netp/plants-1.jpg", "busy-foliage"),
-    ("u2net_official/test_images/long.jpg", "bright-texture"),
-    ("u2net_official/test_images/im_27.png", "skin-coloured"),
-    ("u2net_official/test_images/lamp2_meitu_1.jpg", "indoor-plain"),
-    ("u2net_official/test_images/bike.jpg", "forest"),
+    ("u2net_official/test_images/long.jpg", "bright-texture"),  # calligraphy on paper
+    ("u2net_official/test_images/im_27.png", "skin-coloured"),  # orange sky over sand
+    ("u2net_official/test_images/lamp2_meitu_1.jpg", "indoor-object"),  # a desk lamp
+    ("u2net_official/test_images/bike.jpg", "outdoor-object"),  # a bike in a forest
 )
 # Real subjects: the people of U-2-Net's human test set, cut out by the published outputs of
 # the real u2net_human_seg model.
