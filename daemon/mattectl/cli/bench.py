@@ -86,6 +86,7 @@ def bench(
     settings = load_settings_or_defaults(config)
     models = ModelCache(settings.models, settings.models_dir)
     thread_counts = _thread_counts(threads)
+    size_list = benchmark.parse_sizes(sizes)
     names = choose_models(models, backend)
     sources = [load_rgb(p) for p in find_photos(images)[:count]] if images else []
     if images and not sources:
@@ -93,7 +94,7 @@ def bench(
     plan = benchmark.BenchOptions(count, rounds, batch, decode_workers, encode_workers,
                                   thread_counts)
     results = []
-    for size in benchmark.parse_sizes(sizes):
+    for size in size_list:
         inputs = benchmark.make_inputs(size, count, sources)
         for name in names:
             err_console.print(f"measuring {name} at {size.label} ({size.width}x{size.height})",
