@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from mattectl.cli.common import ConfigOption, console, err_console, load_setting
 from mattectl.config import DEFAULT_EXTENSIONS
 from mattectl.errors import ExitCode, MattectlError, ModelUnavailableError
 from mattectl.fsutil import write_file
+from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.watch.filters import ignore_reason
 
@@ -40,11 +42,18 @@ def process(
                                               help="Model [default: first folder's, or u2netp]")]
     = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing cutouts.")] = False,
+    output_format: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-f", help="Output format [default: first folder's, or png]")] = None,
+    trim: Annotated[bool | None, typer.Option(
+        help="Crop to the subject [default: first folder's, or no]")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Cut out every photo now, without the daemon; exit 1 if any photo failed."""
     settings = load_settings_or_defaults(config)
     model = model or (settings.watch[0].model if settings.watch else "u2netp")
+    options = settings.watch[0].output_options if settings.watch else OutputOptions()
+    options = replace(options, format=output_format or options.format,
+                      trim=options.trim if trim is None else trim)
     models = ModelCache(settings.models, settings.models_dir)
     found = models.availability(model)
     if not found.ok:
@@ -62,9 +71,10 @@ def process(
             try:
                 if not path.is_file():
                     raise MattectlError(f"{path}: no such file")
-                cutout = pipeline.run(path.read_bytes(), name=str(rel), model=model)
-                target = out / rel.with_suffix(".png")
-                write_file(target, cutout.png, "overwrite" if overwrite else "suffix")
+                cutout = pipeline.run(path.read_bytes(), name=str(rel), model=model,
+                                      options=options)
+                target = out / rel.with_suffix(f".{cutout.extension}")
+                write_file(target, cutout.data, "overwrite" if overwrite else "suffix")
                 written += 1
             except (MattectlError, OSError) as exc:
                 failures.append((path, str(exc)))

@@ -123,7 +123,8 @@ class JobWorker:
         result = JobResult(model=watch.model, db_ms=db_ms)
         try:
             data = self._read_input(job)
-            cutout = self.pipeline.run(data, name=job.rel_path, model=watch.model)
+            cutout = self.pipeline.run(data, name=job.rel_path, model=watch.model,
+                                       options=watch.output_options)
             result = replace(result, device=cutout.device, width=cutout.width,
                              height=cutout.height, decode_ms=cutout.decode_ms,
                              inference_ms=cutout.inference_ms, encode_ms=cutout.encode_ms)
@@ -169,8 +170,8 @@ class JobWorker:
 
     def _write_output(self, job: Job, watch: WatchConfig,
                       cutout: Cutout) -> tuple[Path | None, str | None]:
-        """Publish the PNG atomically; returns (path written, note)."""
-        target = output_path(watch, job.rel_path, cutout.model, date.today())
+        """Publish the cutout atomically; returns (path written, note)."""
+        target = output_path(watch, job.rel_path, cutout.model, date.today(), cutout.options)
         previous = job.output_path
         policy = watch.on_collision
         if previous is not None and previous.parent == target.parent and previous.exists():
@@ -181,7 +182,7 @@ class JobWorker:
             if not inside(target.parent, watch.output):
                 raise InputError(f"{job.rel_path}: {target.parent} leads outside "
                                  f"{watch.output} (a symbolic link?)")
-            written = write_file(target, cutout.png, policy, before=lambda path:
+            written = write_file(target, cutout.data, policy, before=lambda path:
                                  self.repo.record_output(job.id, self.worker_id, path))
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
