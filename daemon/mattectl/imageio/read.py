@@ -216,12 +216,12 @@ def decode(data: bytes, *, name: str, max_pixels: int) -> DecodedImage:
     """Decode image bytes; any problem with the file raises :class:`InputError` naming it."""
     img = _open(data, name)
     _check_header(img, name, max_pixels)
+    wide_file = _is_wide(img) and img.mode in ("RGB", "RGBA", "LA")  # before load() clears tiles
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-        wide = _decode_wide(data) if _is_wide(img) and img.mode in ("RGB", "RGBA", "LA") \
-            else None
+        wide = _decode_wide(data) if wide_file else None
         if wide is not None:
             pixels, alpha = wide
             profile = img.info.get("icc_profile") or None
