@@ -31,9 +31,20 @@ def _box(img: np.ndarray, radius: int) -> np.ndarray:
     return cv2.blur(img, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
+def _sums(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
+    """HxWx4: the local means of ``values * weight`` (3 channels) and of ``weight``. Kept apart
+    so that they can be interpolated before dividing (a mean over no weight is no colour)."""
+    return np.dstack([_box(values * weight[:, :, None], radius), _box(weight, radius)])
+
+
+def _mean(sums: np.ndarray) -> np.ndarray:
+    """The weighted mean colour from :func:`_sums` (any leading shape)."""
+    return sums[..., :3] / (sums[..., 3:] + _EPS)
+
+
 def _blurred(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     """The ``weight``-weighted local mean of ``values`` (HxWx3) within ``radius``."""
-    return _box(values * weight[:, :, None], radius) / (_box(weight, radius)[:, :, None] + _EPS)
+    return _mean(_sums(values, weight, radius))
 
 
 def _work_size(height: int, width: int) -> tuple[int, int]:
@@ -66,12 +77,12 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     fg = _blurred(image_s, alpha_s, 90)
     bg = _blurred(image_s, 1 - alpha_s, 90)
     fg = np.clip(fg + a * (image_s - a * fg - (1 - a) * bg), 0, 1)
-    local = np.dstack([_blurred(fg, alpha_s, 6), _blurred(bg, 1 - alpha_s, 6)])
+    fg_sums, bg_sums = _sums(fg, alpha_s, 6), _sums(bg, 1 - alpha_s, 6)
     rows, cols = np.nonzero((alpha > 0.5 / 255) & (alpha < 254.5 / 255))
     out = image.copy()
     if len(rows):
-        sampled = _sample(local, rows, cols, alpha.shape)
-        fg, bg = sampled[:, :3], sampled[:, 3:]
+        fg = _mean(_sample(fg_sums, rows, cols, alpha.shape))
+        bg = _mean(_sample(bg_sums, rows, cols, alpha.shape))
         a = alpha[rows, cols][:, None]
         out[rows, cols] = np.clip(fg + a * (image[rows, cols] - a * fg - (1 - a) * bg), 0, 1)
     return out
@@ -118,11 +129,10 @@ def refine_alpha(image: np.ndarray, alpha: np.ndarray, upscale: float) -> np.nda
     fg_mask = _small((alpha > 0.95).astype(np.float32), size)
     bg_mask = _small((alpha < 0.05).astype(np.float32), size)
     radius = max(2, round(2 * upscale / factor))
-    fg_local = np.dstack([_blurred(image_s, fg_mask, radius), _box(fg_mask, radius)])
-    bg_local = np.dstack([_blurred(image_s, bg_mask, radius), _box(bg_mask, radius)])
-    fg, bg = _sample(fg_local, rows, cols, shape), _sample(bg_local, rows, cols, shape)
+    fg = _sample(_sums(image_s, fg_mask, radius), rows, cols, shape)
+    bg = _sample(_sums(image_s, bg_mask, radius), rows, cols, shape)
     known = (fg[:, 3] > 0.01) & (bg[:, 3] > 0.01)
-    fg, bg = fg[:, :3], bg[:, :3]
+    fg, bg = _mean(fg), _mean(bg)
     pixel = image[rows, cols]
     diff = fg - bg
     distance = np.einsum("ij,ij->i", diff, diff)

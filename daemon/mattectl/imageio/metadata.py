@@ -13,7 +13,7 @@ import logging
 import re
 import struct
 from dataclasses import dataclass, replace
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from PIL import Image
 
@@ -154,7 +154,8 @@ def _xmp_items(xmp: bytes, prop: str) -> list[str]:
     match = re.search(rf"<{prop}>(.*?)</{prop}>".encode(), xmp, re.S)
     if match is None:
         return []
-    return [_text(v) for v in re.findall(rb"<rdf:li[^>]*>(.*?)</rdf:li>", match.group(1), re.S)]
+    values = re.findall(rb"<rdf:li[^>]*>(.*?)</rdf:li>", match.group(1), re.S)
+    return [unescape(_text(v), {"&quot;": '"', "&apos;": "'"}) for v in values]
 
 
 def rights(meta: Metadata) -> Rights:
