@@ -15,6 +15,7 @@ import argparse
 import io
 import statistics
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import fpng
 import numpy as np
 from PIL import Image
 
+from mattectl.imageio import png as png_module
+from mattectl.imageio import tiff as tiff_module
 from mattectl.imageio.png import encode_png
 from mattectl.imageio.tiff import encode_tiff
 
@@ -56,6 +59,20 @@ def opencv(ext: str, arr: np.ndarray, params: list[int]) -> bytes:
     return buf.tobytes()
 
 
+def patched(module: object, encode: Callable[[], bytes], **settings: object) -> Callable[[], bytes]:
+    """``encode`` run with the module's constants (level, strategy) set to ``settings``."""
+    def run() -> bytes:
+        saved = {name: getattr(module, name) for name in settings}
+        for name, value in settings.items():
+            setattr(module, name, value)
+        try:
+            return encode()
+        finally:
+            for name, value in saved.items():
+                setattr(module, name, value)
+    return run
+
+
 def candidates(rgba8: np.ndarray, rgba16: np.ndarray) -> dict[str, Callable[[], bytes]]:
     img8 = Image.fromarray(rgba8, "RGBA")
     flat = Image.fromarray(np.ascontiguousarray(rgba8[:, :, :3]), "RGB")
@@ -67,17 +84,27 @@ def candidates(rgba8: np.ndarray, rgba16: np.ndarray) -> dict[str, Callable[[], 
         "png8  opencv level 3": lambda: opencv(".png", rgba8, [png, 3]),
         "png8  pillow level 6 (default)": lambda: pillow(img8, "PNG", compress_level=6),
         "png16 sub + deflate 1, threads *": lambda: encode_png(rgba16),
+        "png16 sub + huffman only, threads": patched(
+            png_module, lambda: encode_png(rgba16), DEFLATE_STRATEGY=zlib.Z_HUFFMAN_ONLY),
+        "png16 sub + deflate 6, threads": patched(
+            png_module, lambda: encode_png(rgba16), DEFLATE_LEVEL=6),
         "png16 opencv level 1": lambda: opencv(".png", rgba16, [png, 1]),
         "png16 opencv level 3": lambda: opencv(".png", rgba16, [png, 3]),
         "png16 opencv level 6": lambda: opencv(".png", rgba16, [png, 6]),
         "matte sub + deflate 1, threads *": lambda: encode_png(matte),
         "matte opencv level 1": lambda: opencv(".png", matte, [png, 1]),
         "tiff8  deflate 1 + predictor, threads *": lambda: encode_tiff(rgba8),
+        "tiff8  huffman only + predictor, threads": patched(
+            tiff_module, lambda: encode_tiff(rgba8), DEFLATE_STRATEGY=zlib.Z_HUFFMAN_ONLY),
+        "tiff8  deflate 6 + predictor, threads": patched(
+            tiff_module, lambda: encode_tiff(rgba8), DEFLATE_LEVEL=6),
         "tiff8  uncompressed": lambda: encode_tiff(rgba8, compress=False),
         "tiff8  pillow adobe_deflate": lambda: pillow(img8, "TIFF",
                                                       compression="tiff_adobe_deflate"),
         "tiff8  pillow lzw": lambda: pillow(img8, "TIFF", compression="tiff_lzw"),
         "tiff16 deflate 1 + predictor, threads *": lambda: encode_tiff(rgba16),
+        "tiff16 huffman only + predictor, threads": patched(
+            tiff_module, lambda: encode_tiff(rgba16), DEFLATE_STRATEGY=zlib.Z_HUFFMAN_ONLY),
         "tiff16 uncompressed": lambda: encode_tiff(rgba16, compress=False),
         "webp  lossless effort 0 method 0 *": lambda: pillow(img8, "WEBP", lossless=True,
                                                            quality=0, method=0),
@@ -102,6 +129,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default="1080p,24mp")
     parser.add_argument("--only", default="", help="run candidates whose name contains this")
+    parser.add_argument("--skip", default="", help="comma-separated name parts to leave out")
     args = parser.parse_args()
     for size in args.sizes.split(","):
         width, height = SIZES[size]
@@ -109,7 +137,8 @@ def main() -> None:
         print(f"\n{size} ({width}x{height}), {args.repeats} runs each")
         print(f"{'candidate':42s} {'median ms':>10s} {'min..max ms':>15s} {'MB':>7s}")
         for name, encode in candidates(rgba8, rgba16).items():
-            if args.only not in name:
+            skipped = [part for part in args.skip.split(",") if part and part in name]
+            if args.only not in name or skipped:
                 continue
             times, size_bytes = [], 0
             for _ in range(args.repeats):

@@ -28,6 +28,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR_END = len(PNG_SIGNATURE) + 4 + 4 + 13 + 4
 # zlib level and piece size for what fpng cannot write, chosen by scripts/bench_encode.py.
 DEFLATE_LEVEL = 1
+DEFLATE_STRATEGY = zlib.Z_DEFAULT_STRATEGY
 PIECE_BYTES = 1 << 20
 COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 SUB_FILTER = 1
@@ -70,7 +71,7 @@ def _deflate_pieces(data: memoryview) -> bytes:
     pieces = [data[i:i + PIECE_BYTES] for i in range(0, len(data), PIECE_BYTES)] or [data]
 
     def deflate(index: int) -> bytes:
-        compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
+        compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, 8, DEFLATE_STRATEGY)
         last = index == len(pieces) - 1
         return compressor.compress(pieces[index]) + compressor.flush(
             zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)

@@ -21,8 +21,9 @@ from mattectl.imageio.metadata import EXIF_IFD, GPS_IFD, TIFF_DESCRIPTIVE
 
 ORIENTATION = 0x0112
 STRIP_BYTES = 1 << 19  # uncompressed bytes per strip: enough strips to use every core
-# zlib level, chosen by scripts/bench_encode.py.
+# zlib level and strategy, chosen by scripts/bench_encode.py.
 DEFLATE_LEVEL = 1
+DEFLATE_STRATEGY = zlib.Z_DEFAULT_STRATEGY
 NO_COMPRESSION, ADOBE_DEFLATE = 1, 8
 SHORT, LONG, UNDEFINED, BYTE = 3, 4, 7, 1
 NOT_IN_TIFF = (0xA002, 0xA003)  # EXIF's pixel size: TIFF has ImageWidth/ImageLength
@@ -45,7 +46,8 @@ def _strips(pixels: np.ndarray, compress: bool) -> tuple[list[bytes], int]:
 
     def deflate(part: np.ndarray) -> bytes:
         little = _predict(part).astype(part.dtype.newbyteorder("<"), copy=False)
-        return zlib.compress(little.tobytes(), DEFLATE_LEVEL)
+        compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, 15, 8, DEFLATE_STRATEGY)
+        return compressor.compress(little.tobytes()) + compressor.flush()
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(deflate, parts)), rows_per_strip
