@@ -83,28 +83,32 @@ def candidates(rgba8: np.ndarray, rgba16: np.ndarray) -> dict[str, Callable[[], 
         "png8  opencv level 1": lambda: opencv(".png", rgba8, [png, 1]),
         "png8  opencv level 3": lambda: opencv(".png", rgba8, [png, 3]),
         "png8  pillow level 6 (default)": lambda: pillow(img8, "PNG", compress_level=6),
-        "png16 sub + deflate 1, threads *": lambda: encode_png(rgba16),
-        "png16 sub + huffman only, threads": patched(
-            png_module, lambda: encode_png(rgba16), DEFLATE_STRATEGY=zlib.Z_HUFFMAN_ONLY),
+        "png16 sub + huffman only, threads *": lambda: encode_png(rgba16),
+        "png16 sub + deflate 1, threads": patched(
+            png_module, lambda: encode_png(rgba16), STRATEGIES={2: zlib.Z_DEFAULT_STRATEGY}),
         "png16 sub + deflate 6, threads": patched(
-            png_module, lambda: encode_png(rgba16), DEFLATE_LEVEL=6),
+            png_module, lambda: encode_png(rgba16), DEFLATE_LEVEL=6,
+            STRATEGIES={2: zlib.Z_DEFAULT_STRATEGY}),
         "png16 opencv level 1": lambda: opencv(".png", rgba16, [png, 1]),
         "png16 opencv level 3": lambda: opencv(".png", rgba16, [png, 3]),
         "png16 opencv level 6": lambda: opencv(".png", rgba16, [png, 6]),
-        "matte sub + deflate 1, threads *": lambda: encode_png(matte),
+        "matte sub + rle, threads *": lambda: encode_png(matte),
+        "matte sub + deflate 1, threads": patched(
+            png_module, lambda: encode_png(matte), STRATEGIES={1: zlib.Z_DEFAULT_STRATEGY}),
         "matte opencv level 1": lambda: opencv(".png", matte, [png, 1]),
-        "tiff8  deflate 1 + predictor, threads *": lambda: encode_tiff(rgba8),
-        "tiff8  huffman only + predictor, threads": patched(
-            tiff_module, lambda: encode_tiff(rgba8), DEFLATE_STRATEGY=zlib.Z_HUFFMAN_ONLY),
+        "tiff8  huffman only + predictor, threads *": lambda: encode_tiff(rgba8),
+        "tiff8  deflate 1 + predictor, threads": patched(
+            tiff_module, lambda: encode_tiff(rgba8), DEFLATE_STRATEGY=zlib.Z_DEFAULT_STRATEGY),
         "tiff8  deflate 6 + predictor, threads": patched(
-            tiff_module, lambda: encode_tiff(rgba8), DEFLATE_LEVEL=6),
+            tiff_module, lambda: encode_tiff(rgba8), DEFLATE_LEVEL=6,
+            DEFLATE_STRATEGY=zlib.Z_DEFAULT_STRATEGY),
         "tiff8  uncompressed": lambda: encode_tiff(rgba8, compress=False),
         "tiff8  pillow adobe_deflate": lambda: pillow(img8, "TIFF",
                                                       compression="tiff_adobe_deflate"),
         "tiff8  pillow lzw": lambda: pillow(img8, "TIFF", compression="tiff_lzw"),
-        "tiff16 deflate 1 + predictor, threads *": lambda: encode_tiff(rgba16),
-        "tiff16 huffman only + predictor, threads": patched(
-            tiff_module, lambda: encode_tiff(rgba16), DEFLATE_STRATEGY=zlib.Z_HUFFMAN_ONLY),
+        "tiff16 huffman only + predictor, threads *": lambda: encode_tiff(rgba16),
+        "tiff16 deflate 1 + predictor, threads": patched(
+            tiff_module, lambda: encode_tiff(rgba16), DEFLATE_STRATEGY=zlib.Z_DEFAULT_STRATEGY),
         "tiff16 uncompressed": lambda: encode_tiff(rgba16, compress=False),
         "webp  lossless effort 0 method 0 *": lambda: pillow(img8, "WEBP", lossless=True,
                                                            quality=0, method=0),

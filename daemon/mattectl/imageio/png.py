@@ -2,7 +2,7 @@
 
 fpng (a fast encoder with its own deflate) writes standard PNGs many times faster than zlib at
 any level. fpng has no 16-bit or grayscale mode; for those this module writes the PNG itself:
-the Sub filter on every row (numpy), then zlib level 1 on ~1 MB pieces compressed in parallel
+the Sub filter on every row (numpy), then zlib on ~1 MB pieces compressed in parallel
 and joined into one deflate stream (as pigz does: every piece but the last ends on a sync
 flush). scripts/bench_encode.py measured both against OpenCV and Pillow.
 
@@ -26,9 +26,12 @@ except ImportError:  # pragma: no cover - fpng is a dependency; this keeps odd p
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR_END = len(PNG_SIGNATURE) + 4 + 4 + 13 + 4
-# zlib level and piece size for what fpng cannot write, chosen by scripts/bench_encode.py.
+# zlib level, strategy by bytes per sample, and piece size for what fpng cannot write, chosen
+# by scripts/bench_encode.py: 16-bit photos have noisy low bytes that LZ77 cannot match, and
+# Huffman coding alone was 2.5-6x faster and a little smaller than level 1; an 8-bit matte is
+# runs of 0 and 255, which run-length matching compresses best.
 DEFLATE_LEVEL = 1
-DEFLATE_STRATEGY = zlib.Z_DEFAULT_STRATEGY
+STRATEGIES = {1: zlib.Z_RLE, 2: zlib.Z_HUFFMAN_ONLY}
 PIECE_BYTES = 1 << 20
 COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 SUB_FILTER = 1
@@ -66,12 +69,12 @@ def metadata_chunks(*, icc_profile: bytes | None = None, exif: bytes | None = No
     return b"".join(parts)
 
 
-def _deflate_pieces(data: memoryview) -> bytes:
+def _deflate_pieces(data: memoryview, strategy: int) -> bytes:
     """One zlib stream of ``data``, its pieces compressed on all cores."""
     pieces = [data[i:i + PIECE_BYTES] for i in range(0, len(data), PIECE_BYTES)] or [data]
 
     def deflate(index: int) -> bytes:
-        compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, 8, DEFLATE_STRATEGY)
+        compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15, 8, strategy)
         last = index == len(pieces) - 1
         return compressor.compress(pieces[index]) + compressor.flush(
             zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
@@ -95,7 +98,8 @@ def _zlib_png(pixels: np.ndarray) -> bytes:
     np.subtract(rows[:, step:], rows[:, :-step], out=lines[:, step + 1:])
     header = struct.pack(">IIBBBBB", width, height, depth, COLOUR_TYPES[channels], 0, 0, 0)
     return (PNG_SIGNATURE + chunk(b"IHDR", header)
-            + chunk(b"IDAT", _deflate_pieces(memoryview(lines).cast("B")))
+            + chunk(b"IDAT", _deflate_pieces(memoryview(lines).cast("B"),
+                                             STRATEGIES[pixels.dtype.itemsize]))
             + chunk(b"IEND", b""))
 
 
