@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mattectl.imageio.edges import estimate_foreground, refine_alpha
+from mattectl.imageio.edges import edge_band, foreground_at, refine_alpha
 
 # Pixels fainter than this (about 8 of 255) do not count as subject when trimming.
 TRIM_THRESHOLD = 0.03
@@ -64,13 +64,15 @@ def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | 
         if source_alpha is not None:
             alpha = alpha * source_alpha
         return Layers(pixels, alpha)
-    image = _unit(pixels)
     upscale = max(alpha.shape) / model_side if model_side else 1.0
     if upscale >= MIN_UPSCALE:
-        alpha = refine_alpha(image, alpha, upscale)
+        alpha = refine_alpha(pixels, alpha, upscale)
     if source_alpha is not None:
         alpha = alpha * source_alpha
-    colour = quantise(estimate_foreground(image, alpha), pixels.dtype)
+    rows, cols = edge_band(alpha)
+    colour = pixels.copy()  # opaque and fully transparent pixels keep the photo's values
+    if len(rows):
+        colour[rows, cols] = quantise(foreground_at(pixels, alpha, rows, cols), pixels.dtype)
     return Layers(colour, alpha)
 
 

@@ -31,6 +31,13 @@ def _box(img: np.ndarray, radius: int) -> np.ndarray:
     return cv2.blur(img, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
+def _unit(values: np.ndarray) -> np.ndarray:
+    """uint8/uint16 -> float32 in [0, 1]; float32 is taken as it is."""
+    if values.dtype == np.float32:
+        return values
+    return values.astype(np.float32) * np.float32(1 / np.iinfo(values.dtype).max)
+
+
 def _sums(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     """HxWx4: the local means of ``values * weight`` (3 channels) and of ``weight``. Kept apart
     so that they can be interpolated before dividing (a mean over no weight is no colour)."""
@@ -47,45 +54,10 @@ def _blurred(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     return _mean(_sums(values, weight, radius))
 
 
-def _work_size(height: int, width: int) -> tuple[int, int]:
-    """(width, height) of the working resolution: at most about 1 MP."""
-    scale = min(1.0, (_WORK_PIXELS / (height * width)) ** 0.5)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 def _small(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` reduced to ``size`` (width, height) by area averaging, as float32 in [0, 1]."""
     same = (img.shape[1], img.shape[0]) == size
-    return img if same else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-
-
-def _large(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    same = img.shape[:2] == shape
-    return img if same else cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``HxWx3`` float32 photo in [0, 1] and ``HxW`` float32 alpha -> the foreground colour.
-
-    Where ``alpha`` rounds to 8-bit 1..254 the result is the colour the subject has without
-    the old background mixed in; elsewhere it is the photo. Radii are the paper's (90, then 6
-    pixels) at a working resolution of about 1 MP; the local means are computed there and the
-    compositing equation is solved at full resolution.
-    """
-    size = _work_size(*alpha.shape)
-    image_s, alpha_s = _small(image, size), _small(alpha, size)
-    a = alpha_s[:, :, None]
-    fg = _blurred(image_s, alpha_s, 90)
-    bg = _blurred(image_s, 1 - alpha_s, 90)
-    fg = np.clip(fg + a * (image_s - a * fg - (1 - a) * bg), 0, 1)
-    fg_sums, bg_sums = _sums(fg, alpha_s, 6), _sums(bg, 1 - alpha_s, 6)
-    rows, cols = np.nonzero((alpha > 0.5 / 255) & (alpha < 254.5 / 255))
-    out = image.copy()
-    if len(rows):
-        fg = _mean(_sample(fg_sums, rows, cols, alpha.shape))
-        bg = _mean(_sample(bg_sums, rows, cols, alpha.shape))
-        a = alpha[rows, cols][:, None]
-        out[rows, cols] = np.clip(fg + a * (image[rows, cols] - a * fg - (1 - a) * bg), 0, 1)
-    return out
+    return _unit(img if same else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
 
 
 def _sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -105,9 +77,51 @@ def _sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     return out.reshape(padded, -1)[:count]
 
 
+def edge_band(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pixels whose 8-bit alpha is 1..254: where colour needs estimating."""
+    return np.nonzero((alpha > 0.5 / 255) & (alpha < 254.5 / 255))
+
+
+def foreground_at(image: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
+                  cols: np.ndarray) -> np.ndarray:
+    """Nx3 float32 in [0, 1]: the subject's colour at the pixels (rows, cols).
+
+    ``image`` is the HxWx3 photo (uint8, uint16, or float32 in [0, 1]) and ``alpha`` its HxW
+    float32 alpha. Blur fusion's two passes use the paper's radii (90, then 6 pixels) at a
+    working resolution of about 1 MP; the compositing equation is solved at full resolution.
+    """
+    width, height = _work_size(*alpha.shape)
+    image_s, alpha_s = _small(image, (width, height)), _small(alpha, (width, height))
+    a = alpha_s[:, :, None]
+    fg = _blurred(image_s, alpha_s, 90)
+    bg = _blurred(image_s, 1 - alpha_s, 90)
+    fg = np.clip(fg + a * (image_s - a * fg - (1 - a) * bg), 0, 1)
+    fg = _mean(_sample(_sums(fg, alpha_s, 6), rows, cols, alpha.shape))
+    bg = _mean(_sample(_sums(bg, 1 - alpha_s, 6), rows, cols, alpha.shape))
+    a = alpha[rows, cols][:, None]
+    return np.clip(fg + a * (_unit(image[rows, cols]) - a * fg - (1 - a) * bg), 0, 1)
+
+
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``HxWx3`` float32 photo in [0, 1] and ``HxW`` float32 alpha -> the foreground colour:
+    the photo, except in the :func:`edge_band`, where it is the colour the subject has without
+    the old background mixed in (see :func:`foreground_at`)."""
+    rows, cols = edge_band(alpha)
+    out = _unit(image).copy()
+    if len(rows):
+        out[rows, cols] = foreground_at(image, alpha, rows, cols)
+    return out
+
+
+def _work_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of the working resolution: at most about 1 MP."""
+    scale = min(1.0, (_WORK_PIXELS / (height * width)) ** 0.5)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def refine_alpha(image: np.ndarray, alpha: np.ndarray, upscale: float) -> np.ndarray:
-    """Make an alpha enlarged ``upscale`` times follow the edges of ``image`` (HxWx3 float32 in
-    [0, 1], full resolution). Returns an HxW float32 alpha in [0, 1].
+    """Make an alpha enlarged ``upscale`` times follow the edges of ``image`` (HxWx3: uint8,
+    uint16 or float32 in [0, 1], full resolution). Returns an HxW float32 alpha in [0, 1].
 
     Only the uncertain band changes (alpha strictly between 0.01 and 0.99, widened by the
     enlargement factor). There, the subject's and the background's colours are estimated from
@@ -133,7 +147,7 @@ def refine_alpha(image: np.ndarray, alpha: np.ndarray, upscale: float) -> np.nda
     bg = _sample(_sums(image_s, bg_mask, radius), rows, cols, shape)
     known = (fg[:, 3] > 0.01) & (bg[:, 3] > 0.01)
     fg, bg = _mean(fg), _mean(bg)
-    pixel = image[rows, cols]
+    pixel = _unit(image[rows, cols])
     diff = fg - bg
     distance = np.einsum("ij,ij->i", diff, diff)
     solved = np.clip(np.einsum("ij,ij->i", pixel - bg, diff) / (distance + _EPS), 0, 1)
