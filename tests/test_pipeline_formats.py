@@ -19,6 +19,7 @@ from mattectl.config import ModelsConfig, Settings
 from mattectl.imageio.metadata import read_metadata, rights
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.jobs.pipeline import MattingPipeline
+from mattectl.jobs.status import JobStatus
 
 # A Lightroom/Photoshop export: ICC profile, EXIF, XMP and IPTC.
 CAMERA_JPEG = HUMAN_IMAGES / "julia+trotti_17.jpg"
@@ -109,3 +110,23 @@ def test_daemon_writes_16bit_tiff_and_jpeg_per_folder(
     shot = np.asarray(Image.open(jpg))
     assert shot.shape == photo.shape
     assert not any(p.name.endswith(".mattectl-tmp") for p in (tmp_path / "out-jpegs").iterdir())
+
+
+def test_a_symbolic_link_in_the_output_tree_cannot_lead_outside(
+        make_settings: Callable[..., Settings], small_photo: Path, tmp_path: Path) -> None:
+    settings = make_settings(watch={"name": "w"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out-w").mkdir()
+    (tmp_path / "out-w" / "shoot").symlink_to(elsewhere)
+    (tmp_path / "in-w" / "shoot" / "day1").mkdir(parents=True)
+    (tmp_path / "in-w" / "shoot" / "day1" / "a.jpg").write_bytes(small_photo.read_bytes())
+    daemon = Daemon(settings)
+    daemon.start()
+    try:
+        failed = wait_for(lambda: daemon.repo.list(status=[JobStatus.FAILED]), timeout=120,
+                          what="the job to fail")
+    finally:
+        daemon.stop()
+    assert "leads outside" in failed[0].error
+    assert list(elsewhere.iterdir()) == []  # not even the day1 folder

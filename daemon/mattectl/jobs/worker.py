@@ -178,10 +178,13 @@ class JobWorker:
             # Recorded by an earlier attempt of this very job (a crash, or `jobs retry`).
             target, policy = previous, "overwrite"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not inside(target.parent, watch.output):
-                raise InputError(f"{job.rel_path}: {target.parent} leads outside "
-                                 f"{watch.output} (a symbolic link?)")
+            # Checked before mkdir too, so that a symbolic link in the output tree cannot make
+            # us create folders elsewhere; and after, for a link made in between.
+            for _check in ("before", "after"):
+                if not inside(target.parent, watch.output):
+                    raise InputError(f"{job.rel_path}: {target.parent} leads outside "
+                                     f"{watch.output} (a symbolic link?)")
+                target.parent.mkdir(parents=True, exist_ok=True)
             written = write_file(target, cutout.data, policy, before=lambda path:
                                  self.repo.record_output(job.id, self.worker_id, path))
         except OSError as exc:
