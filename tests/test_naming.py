@@ -58,3 +58,20 @@ def test_odd_file_names_stay_inside(make_settings: Callable[..., Settings], rel:
     watch = make_settings().watch[0]
     target = output_path(watch, rel, "m", DAY)
     assert watch.output in target.parents
+
+
+@pytest.mark.parametrize(("policy", "written", "kept"), [
+    ("suffix", "photo-1.tif", b"old"), ("skip", None, b"old"), ("overwrite", "photo.tif", b"new")])
+def test_collision_policies_with_the_format_extension(
+        make_settings: Callable[..., Settings], policy: str, written: str | None,
+        kept: bytes) -> None:
+    from mattectl.fsutil import write_file
+
+    watch = make_settings(watch={"output_format": "tiff", "on_collision": policy}).watch[0]
+    target = output_path(watch, "photo.jpg", "m", DAY)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"old")
+    result = write_file(target, b"new", watch.on_collision)
+    assert (result.name if result else None) == written
+    assert target.read_bytes() == kept
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temp left

@@ -243,3 +243,15 @@ def test_model_view_of_16bit_is_rounded_to_8bit() -> None:
     assert ok
     image = decode(png.tobytes(), name="r.png", max_pixels=LIMIT)
     np.testing.assert_array_equal(image.rgb[0, 0], (100, 100, 101))
+
+
+def test_heic_rotation_is_taken_from_the_container() -> None:
+    pytest.importorskip("pillow_heif", reason="HEIC support is the optional 'heic' extra")
+    original = samples.pattern(64, 48)
+    # pillow-heif stores an EXIF orientation as the container's rotation (irot), as phones do.
+    data = samples.encode(stored(original, 6), "HEIF", quality=95,
+                          exif=samples.exif_bytes(6))
+    image = decode(data, name="portrait.heic", max_pixels=LIMIT)
+    assert image.pixels.shape == original.shape
+    np.testing.assert_allclose(samples.block_means(image.pixels),
+                               samples.block_means(original), atol=12)
