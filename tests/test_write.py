@@ -208,16 +208,19 @@ def test_trim_to_the_subject_with_a_margin(jpeg_source: DecodedImage, margin: in
     assert Image.open(io.BytesIO(out.data)).getexif().get_ifd(0x8769).get(0xA002) == img.size[0]
 
 
-def test_input_alpha_multiplies_the_models(tmp_path: object) -> None:
-    rgba = np.zeros((20, 20, 4), np.uint8)
+@pytest.mark.parametrize("clean_edges", [False, True])
+def test_input_alpha_multiplies_the_models(clean_edges: bool) -> None:
+    rgba = np.zeros((80, 80, 4), np.uint8)
     rgba[:, :, :3] = 120
-    rgba[:, :10, 3] = 255
+    rgba[:, :40, 3] = 255
     image = decode(samples.encode(Image.fromarray(rgba, "RGBA"), "PNG"), name="cut.png",
                    max_pixels=LIMIT)
-    out = render(image, np.ones((20, 20), np.float32), PLAIN)
+    model = np.ones((80, 80), np.float32)
+    model[:, 60:] = np.linspace(1, 0, 20, dtype=np.float32)
+    out = render(image, model, replace(PLAIN, clean_edges=clean_edges), model_side=20)
     result = np.asarray(Image.open(io.BytesIO(out.data)))
-    np.testing.assert_array_equal(result[:, :10, 3], 255)
-    np.testing.assert_array_equal(result[:, 10:, 3], 0)  # stays transparent
+    np.testing.assert_array_equal(result[:, :40, 3], 255)
+    np.testing.assert_array_equal(result[:, 40:, 3], 0)  # stays transparent
 
 
 def test_untagged_source_gets_no_invented_profile() -> None:

@@ -50,12 +50,14 @@ def _unit(pixels: np.ndarray) -> np.ndarray:
 
 
 def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | None = None,
-           clean_edges: bool = True, model_side: int | None = None) -> Layers:
+           clean_edges: bool = True, model_side: int | None = None,
+           guide: np.ndarray | None = None) -> Layers:
     """The cutout of ``pixels`` (HxWx3 uint8/uint16) under the model's ``alpha`` (HxW float).
 
     ``source_alpha`` (transparency the input already had) multiplies the model's alpha. With
     ``clean_edges``, an alpha enlarged from a model that works at ``model_side`` pixels is
-    refined against the photo, and semi-transparent pixels get the subject's own colour.
+    refined against ``guide`` (what the model saw; default ``pixels``), and semi-transparent
+    pixels get the subject's own colour.
     """
     if pixels.shape[:2] != alpha.shape:
         raise ValueError(f"photo {pixels.shape[:2]} and alpha {alpha.shape} differ in size")
@@ -66,7 +68,7 @@ def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | 
         return Layers(pixels, alpha)
     upscale = max(alpha.shape) / model_side if model_side else 1.0
     if upscale >= MIN_UPSCALE:
-        alpha = refine_alpha(pixels, alpha, upscale)
+        alpha = refine_alpha(pixels if guide is None else guide, alpha, upscale)
     if source_alpha is not None:
         alpha = alpha * source_alpha
     rows, cols = edge_band(alpha)

@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 WEBP_EFFORT = 0
 WEBP_METHOD = 0
 HOLDS_IPTC = (OutputFormat.TIFF, OutputFormat.JPEG)
-APP13_MAX = 65533 - len(b"Photoshop 3.0\0")
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,8 @@ class Encoded:
 def render(image: DecodedImage, alpha: np.ndarray, options: OutputOptions, *,
            model_side: int | None = None) -> Encoded:
     """The finished output file's bytes for ``image`` under the model's ``alpha``."""
-    cut = layers(image.pixels, alpha, source_alpha=image.alpha,
-                 clean_edges=options.clean_edges, model_side=model_side)
+    cut = layers(image.pixels, alpha, source_alpha=image.alpha, clean_edges=options.clean_edges,
+                 model_side=model_side, guide=image.rgb)
     if options.trim:
         cut = trimmed(cut, options.trim_margin)
     data = encode(cut, options, icc_profile=image.icc_profile, metadata=image.metadata)
