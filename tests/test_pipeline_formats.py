@@ -12,7 +12,7 @@ import tifffile
 from PIL import Image
 
 import samples
-from conftest import HUMAN_IMAGES, need, wait_for
+from conftest import HUMAN_IMAGES, SHARED_MODELS, U2NETP_WEIGHTS, need, wait_for
 from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, Settings
@@ -25,9 +25,11 @@ from mattectl.jobs.status import JobStatus
 CAMERA_JPEG = HUMAN_IMAGES / "julia+trotti_17.jpg"
 
 
-@pytest.fixture
-def pipeline(shared_models: Path) -> MattingPipeline:
-    return MattingPipeline(ModelCache(ModelsConfig(), shared_models), max_pixels=100_000_000)
+@pytest.fixture(scope="module")
+def pipeline() -> MattingPipeline:
+    """One loaded model for the module's tests (loading it is most of a small photo's time)."""
+    need(U2NETP_WEIGHTS)
+    return MattingPipeline(ModelCache(ModelsConfig(), SHARED_MODELS), max_pixels=100_000_000)
 
 
 def subject_found(alpha: np.ndarray) -> None:
