@@ -83,3 +83,35 @@ def test_png_raw_profile_iptc_is_read() -> None:
     data = samples.encode(Image.fromarray(np.zeros((4, 4, 3), np.uint8)), "PNG", pnginfo=info)
     meta = read_metadata(Image.open(io.BytesIO(data)))
     assert rights(meta).copyright == "(c) 2024 Studio Test"
+
+
+def test_camera_exif_is_edited_in_place() -> None:
+    from conftest import HUMAN_IMAGES, need
+
+    camera = need(HUMAN_IMAGES / "julia+trotti_17.jpg")
+    meta = read_metadata(Image.open(camera))
+    out = for_output(meta, 100, 50, holds_iptc=True)
+    assert len(out.exif) == len(meta.exif)  # maker notes and offsets untouched
+    changed = sum(a != b for a, b in zip(out.exif, meta.exif, strict=True))
+    assert 0 < changed <= 8
+    exif = Image.Exif()
+    exif.load(out.exif)
+    assert exif.get_ifd(0x8769)[0xA002] == 100
+
+
+def test_the_old_thumbnail_is_dropped() -> None:
+    import struct
+
+    thumb = b"\xff\xd8old picture\xff\xd9"
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 26)
+    ifd1_at, thumb_at = 26, 26 + 2 + 24 + 4
+    ifd1 = (struct.pack("<H", 2) + struct.pack("<HHII", 0x0201, 4, 1, thumb_at)
+            + struct.pack("<HHII", 0x0202, 4, 1, len(thumb)) + struct.pack("<I", 0))
+    raw = b"Exif\0\0" + b"II*\0" + struct.pack("<I", 8) + ifd0 + ifd1 + thumb
+    assert len(b"II*\0") + 4 + len(ifd0) == ifd1_at
+    out = for_output(Metadata(exif=raw), 10, 10, holds_iptc=True).exif
+    assert b"old picture" not in out
+    exif = Image.Exif()
+    exif.load(out)
+    assert exif[0x0112] == 1
+    assert struct.unpack_from("<I", out, 6 + 8 + 2 + 12)[0] == 0  # no IFD1 any more

@@ -234,6 +234,10 @@ def for_output(meta: Metadata, width: int, height: int, *, holds_iptc: bool) -> 
 
 def _exif_for_output(raw: bytes, width: int, height: int) -> bytes | None:
     try:
+        return _patched_exif(raw, width, height)
+    except (struct.error, IndexError, ValueError):
+        pass  # an unusual layout: rewrite it with Pillow instead (types may be normalised)
+    try:
         exif = Image.Exif()
         exif.load(raw)
         if ORIENTATION in exif:
@@ -248,3 +252,44 @@ def _exif_for_output(raw: bytes, width: int, height: int) -> bytes | None:
     except Exception as exc:
         logger.warning("EXIF left out of the output, it cannot be rewritten: %s", exc)
         return None
+
+
+def _patched_exif(raw: bytes, width: int, height: int) -> bytes:
+    """Edit the EXIF block in place, so every other byte (maker notes, tag types) is kept:
+    orientation 1, pixel size, and no thumbnail (IFD1 unlinked, its JPEG zeroed)."""
+    if not raw.startswith(b"Exif\0\0"):
+        raise ValueError("no Exif header")
+    data = bytearray(raw)
+    base = 6
+    order = {b"II": "<", b"MM": ">"}[bytes(data[base:base + 2])]
+
+    def entries(ifd: int) -> list[tuple[int, int, int, int]]:
+        count = struct.unpack_from(order + "H", data, base + ifd)[0]
+        return [(*struct.unpack_from(order + "HHI", data, base + ifd + 2 + 12 * i),
+                 base + ifd + 10 + 12 * i) for i in range(count)]
+
+    def set_value(typ: int, pos: int, value: int) -> None:
+        if typ == 3 and value < 65536:
+            struct.pack_into(order + "H", data, pos, value)
+        elif typ == 4:
+            struct.pack_into(order + "I", data, pos, value)
+
+    ifd0 = struct.unpack_from(order + "I", data, base + 4)[0]
+    for tag, typ, _count, pos in entries(ifd0):
+        if tag == ORIENTATION:
+            set_value(typ, pos, 1)
+        elif tag == EXIF_IFD:
+            sub = struct.unpack_from(order + "I", data, pos)[0]
+            for sub_tag, sub_typ, _n, sub_pos in entries(sub):
+                if sub_tag in (PIXEL_X, PIXEL_Y):
+                    set_value(sub_typ, sub_pos, width if sub_tag == PIXEL_X else height)
+    next_link = base + ifd0 + 2 + 12 * len(entries(ifd0))
+    ifd1 = struct.unpack_from(order + "I", data, next_link)[0]
+    if ifd1:
+        values = {tag: struct.unpack_from(order + "I", data, pos)[0]
+                  for tag, _t, _n, pos in entries(ifd1)}
+        start, size = values.get(0x0201, 0), values.get(0x0202, 0)
+        if start and size > 0 and base + start + size <= len(data):
+            data[base + start:base + start + size] = bytes(size)
+        struct.pack_into(order + "I", data, next_link, 0)
+    return bytes(data)
