@@ -26,8 +26,12 @@ from PIL import Image
 
 from mattectl.imageio import png as png_module
 from mattectl.imageio import tiff as tiff_module
+from mattectl.imageio.metadata import Metadata
+from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.imageio.png import encode_png
+from mattectl.imageio.read import DecodedImage
 from mattectl.imageio.tiff import encode_tiff
+from mattectl.imageio.write import render
 
 SIZES = {"1080p": (1920, 1080), "24mp": (6000, 4000)}
 
@@ -127,6 +131,22 @@ def candidates(rgba8: np.ndarray, rgba16: np.ndarray) -> dict[str, Callable[[], 
     }
 
 
+def renders(rgba8: np.ndarray) -> dict[str, Callable[[], bytes]]:
+    """The whole end of a job, render(): clean edges (alpha enlarged from 320x320), trim off,
+    and the encoder mattectl uses for each format."""
+    rgb = np.ascontiguousarray(rgba8[:, :, :3])
+    image = DecodedImage(rgb=rgb, pixels=rgb, alpha=None, icc_profile=None,
+                         metadata=Metadata(), format="JPEG", source_mode="RGB")
+    alpha = rgba8[:, :, 3].astype(np.float32) / 255
+    out: dict[str, Callable[[], bytes]] = {}
+    for fmt in OutputFormat:
+        for clean in (True, False):
+            options = OutputOptions(format=fmt, clean_edges=clean)
+            name = f"render {fmt.value:5s} clean_edges={'on ' if clean else 'off'}"
+            out[name] = lambda o=options: render(image, alpha, o, model_side=320).data
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path,
@@ -141,7 +161,7 @@ def main() -> None:
         rgba8, rgba16 = picture(width, height, args.data)
         print(f"\n{size} ({width}x{height}), {args.repeats} runs each")
         print(f"{'candidate':42s} {'median ms':>10s} {'min..max ms':>15s} {'MB':>7s}")
-        for name, encode in candidates(rgba8, rgba16).items():
+        for name, encode in {**candidates(rgba8, rgba16), **renders(rgba8)}.items():
             skipped = [part for part in args.skip.split(",") if part and part in name]
             if args.only not in name or skipped:
                 continue

@@ -51,13 +51,13 @@ def _unit(pixels: np.ndarray) -> np.ndarray:
 
 def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | None = None,
            clean_edges: bool = True, model_side: int | None = None,
-           guide: np.ndarray | None = None) -> Layers:
+           guide: np.ndarray | None = None, colour: bool = True) -> Layers:
     """The cutout of ``pixels`` (HxWx3 uint8/uint16) under the model's ``alpha`` (HxW float).
 
     ``source_alpha`` (transparency the input already had) multiplies the model's alpha. With
     ``clean_edges``, an alpha enlarged from a model that works at ``model_side`` pixels is
     refined against ``guide`` (what the model saw; default ``pixels``), and semi-transparent
-    pixels get the subject's own colour.
+    pixels get the subject's own colour (unless ``colour`` is False: a matte has none).
     """
     if pixels.shape[:2] != alpha.shape:
         raise ValueError(f"photo {pixels.shape[:2]} and alpha {alpha.shape} differ in size")
@@ -71,11 +71,13 @@ def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | 
         alpha = refine_alpha(pixels if guide is None else guide, alpha, upscale)
     if source_alpha is not None:
         alpha = alpha * source_alpha
+    if not colour:
+        return Layers(pixels, alpha)
     rows, cols = edge_band(alpha)
-    colour = pixels.copy()  # opaque and fully transparent pixels keep the photo's values
+    fg = pixels.copy()  # opaque and fully transparent pixels keep the photo's values
     if len(rows):
-        colour[rows, cols] = quantise(foreground_at(pixels, alpha, rows, cols), pixels.dtype)
-    return Layers(colour, alpha)
+        fg[rows, cols] = quantise(foreground_at(pixels, alpha, rows, cols), pixels.dtype)
+    return Layers(fg, alpha)
 
 
 def trim_box(alpha: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:

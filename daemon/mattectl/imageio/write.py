@@ -38,7 +38,8 @@ def render(image: DecodedImage, alpha: np.ndarray, options: OutputOptions, *,
            model_side: int | None = None) -> Encoded:
     """The finished output file's bytes for ``image`` under the model's ``alpha``."""
     cut = layers(image.pixels, alpha, source_alpha=image.alpha, clean_edges=options.clean_edges,
-                 model_side=model_side, guide=image.rgb)
+                 model_side=model_side, guide=image.rgb,
+                 colour=options.format is not OutputFormat.MATTE)
     if options.trim:
         cut = trimmed(cut, options.trim_margin)
     data = encode(cut, options, icc_profile=image.icc_profile, metadata=image.metadata)
