@@ -255,3 +255,14 @@ def test_heic_rotation_is_taken_from_the_container() -> None:
     assert image.pixels.shape == original.shape
     np.testing.assert_allclose(samples.block_means(image.pixels),
                                samples.block_means(original), atol=12)
+
+
+def test_16bit_grey_with_alpha_png() -> None:
+    from mattectl.imageio.png import encode_png  # round-trip tested against OpenCV and Pillow
+
+    la = np.zeros((4, 5, 2), np.uint16)
+    la[..., 0], la[..., 1] = 40000, 30000
+    image = decode(encode_png(la), name="la16.png", max_pixels=LIMIT)
+    assert image.bit_depth == 16
+    np.testing.assert_array_equal(image.pixels[0, 0], (40000, 40000, 40000))
+    np.testing.assert_allclose(image.alpha, 30000 / 65535, atol=1e-6)
