@@ -7,7 +7,10 @@ different colours, I = a F + (1 - a) B, rounded to 8 bits as a photo would be. T
 
 - colour: F recovered from I and a, before (F = I, what a plain cutout stores) and after
   ``estimate_foreground``; error where the subject is visible (a > 0.02, alpha-weighted) and the
-  error of the cutout composited on a new background (the halo a retoucher sees);
+  error of the cutout composited on a new background (the halo a retoucher sees). rembg's F is
+  the original photo, old background included, in semi-transparent pixels; "halo'" repeats the
+  halo measure with F' = the solid subject's colours spread outwards, the truth of a subject
+  whose edges carry its own colour (hair);
 - alpha: a reduced to the model's 320x320 and enlarged again (what U2-Net's output goes
   through), before and after ``refine_alpha`` with I as guide. rembg's alpha is itself smooth at
   320x320, so a second truth with crisp edges (its 0.5 contour, antialiased at full
@@ -51,6 +54,22 @@ def crisp(alpha: np.ndarray) -> np.ndarray:
     return cv2.resize(big.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
 
 
+def extended(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A foreground whose semi-transparent pixels carry the subject's colour: the colours of the
+    solid subject (alpha >= 0.95) spread outwards. rembg's RGB there is the original photo,
+    old background included, which penalises any estimate that removes it."""
+    solid = (alpha >= 0.95).astype(np.float32)
+    out = fg.copy()
+    for radius in (4, 16, 64):
+        weight = cv2.blur(solid, (2 * radius + 1,) * 2)
+        spread = cv2.blur(fg * solid[:, :, None], (2 * radius + 1,) * 2) / (weight[:, :, None]
+                                                                           + 1e-6)
+        fill = (solid == 0) & (weight > 1e-3)
+        out[fill] = spread[fill]
+        solid = np.maximum(solid, fill.astype(np.float32))
+    return out
+
+
 def through_model_resolution(alpha: np.ndarray) -> np.ndarray:
     """Reduce to 320x320, round to 8 bits, enlarge bilinearly: U2-Net's output path."""
     h, w = alpha.shape
@@ -90,6 +109,12 @@ def measure_case(fg: np.ndarray, alpha: np.ndarray, bg_name: str) -> dict[str, f
         "halo before": mae(composite(image, alpha, new_bg), truth_on_new, edge),
         "halo after": mae(composite(estimated, alpha, new_bg), truth_on_new, edge),
     }
+    subject = extended(fg, alpha)
+    image = composite(subject, alpha, BACKGROUNDS[bg_name]).astype(np.float32)
+    truth_on_new = composite(subject, alpha, new_bg)
+    estimated = estimate_foreground(image, alpha)
+    row["halo' before"] = mae(composite(image, alpha, new_bg), truth_on_new, edge)
+    row["halo' after"] = mae(composite(estimated, alpha, new_bg), truth_on_new, edge)
     for truth_name, truth in (("soft", alpha), ("crisp", crisp(alpha))):
         photo = composite(fg, truth, BACKGROUNDS[bg_name]).astype(np.float32)
         up = through_model_resolution(truth)

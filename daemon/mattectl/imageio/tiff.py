@@ -4,8 +4,8 @@ Pillow cannot write 16-bit RGB(A) and tifffile cannot write an EXIF sub-IFD, so 
 file itself: little-endian, one IFD serialised by Pillow's ``ImageFileDirectory_v2`` (which also
 writes the EXIF and GPS sub-IFDs), then the pixels in strips: horizontal-differencing predictor
 and Adobe Deflate (Huffman coding only) for 8 bits, compressed on all cores (zlib releases the
-GIL); 16 bits are stored uncompressed (see COMPRESS). Alpha
-is marked unassociated (ExtraSamples = 2), as Photoshop writes a transparent layer's alpha.
+GIL); 16 bits are stored uncompressed (see COMPRESS). Alpha is marked unassociated
+(ExtraSamples = 2), as Photoshop writes a transparent layer's alpha.
 """
 
 from __future__ import annotations
