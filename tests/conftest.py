@@ -15,18 +15,18 @@ from mattectl import config
 from mattectl.config import Settings
 from mattectl.store.repository import JobRepository
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-SHARED_MODELS = SHARED / "models"
-U2NETP_WEIGHTS = SHARED_MODELS / "u2netp" / "u2netp_bnfolded_fp16.pth"
-HUMAN_IMAGES = SHARED / "data" / "u2net_official" / "test_human_images"
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is missing: these tests need the shared weights and photos beside "
-                    "the checkout (../shared)")
-    return path
+from .daemon_process import DaemonProcess, write_config
+from .support import (  # noqa: F401 (older tests import them here)
+    AS_ROOT,
+    HUMAN_IMAGES,
+    REPO_ROOT,
+    SHARED,
+    SHARED_MODELS,
+    U2NETP_WEIGHTS,
+    need,
+    wait_for,
+)
+from .tiny_backend import tiny_models  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -46,19 +46,6 @@ def small_photo(human_photos: list[Path]) -> Path:
     return min(human_photos, key=lambda p: p.stat().st_size)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-             what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings]:
     """Build validated settings over tmp folders: ``make_settings(watch={...}, daemon={...})``."""
@@ -75,7 +62,7 @@ def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings
             tables.append(table)
         data: dict[str, Any] = {
             "daemon": {"state_dir": "state", "heartbeat_s": 0.5, "retry_delay_s": 0.2,
-                       **sections.pop("daemon", {})},
+                       "allow_root": AS_ROOT, **sections.pop("daemon", {})},
             "models": {"dir": str(shared_models), **sections.pop("models", {})},
             "watch": tables,
             **sections,
@@ -105,3 +92,12 @@ def no_leaked_threads() -> Iterator[None]:
             break
         time.sleep(0.05)
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    """A `mattectl run` subprocess on tmp folders with the real u2netp (not started yet)."""
+    write_config(tmp_path)
+    proc = DaemonProcess(tmp_path)
+    yield proc
+    proc.kill_if_running()

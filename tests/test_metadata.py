@@ -7,7 +7,6 @@ import io
 import numpy as np
 from PIL import Image
 
-import samples
 from mattectl.imageio.metadata import (
     Metadata,
     Rights,
@@ -18,6 +17,8 @@ from mattectl.imageio.metadata import (
     rights_xmp,
 )
 from mattectl.imageio.write import with_iptc
+
+from . import samples
 
 
 def test_jpeg_exif_xmp_and_iptc_are_read() -> None:
@@ -86,7 +87,7 @@ def test_png_raw_profile_iptc_is_read() -> None:
 
 
 def test_camera_exif_is_edited_in_place() -> None:
-    from conftest import HUMAN_IMAGES, need
+    from .support import HUMAN_IMAGES, need
 
     camera = need(HUMAN_IMAGES / "julia+trotti_17.jpg")
     meta = read_metadata(Image.open(camera))

@@ -11,8 +11,6 @@ import pytest
 import tifffile
 from PIL import Image
 
-import samples
-from conftest import HUMAN_IMAGES, SHARED_MODELS, U2NETP_WEIGHTS, need, wait_for
 from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, Settings
@@ -20,6 +18,9 @@ from mattectl.imageio.metadata import read_metadata, rights
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.status import JobStatus
+
+from . import samples
+from .support import HUMAN_IMAGES, SHARED_MODELS, U2NETP_WEIGHTS, need, wait_for
 
 # A Lightroom/Photoshop export: ICC profile, EXIF, XMP and IPTC.
 CAMERA_JPEG = HUMAN_IMAGES / "julia+trotti_17.jpg"

@@ -10,10 +10,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-import samples
 from mattectl.errors import InputError
 from mattectl.imageio.colour import srgb_profile
 from mattectl.imageio.read import decode
+
+from . import samples
 
 LIMIT = 50_000_000
 T = Image.Transpose

@@ -13,8 +13,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-import samples
 from mattectl.imageio.tiff import encode_tiff
+
+from . import samples
 
 LAYOUTS = [((30, 41), np.uint8), ((30, 41), np.uint16), ((30, 41, 2), np.uint8),
            ((30, 41, 3), np.uint8), ((30, 41, 3), np.uint16), ((30, 41, 4), np.uint8),

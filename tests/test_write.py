@@ -13,12 +13,13 @@ import pytest
 import tifffile
 from PIL import Image, IptcImagePlugin
 
-import samples
 from mattectl.imageio.compose import to_uint8
 from mattectl.imageio.metadata import read_metadata, rights
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.imageio.read import DecodedImage, decode
 from mattectl.imageio.write import render, with_iptc
+
+from . import samples
 
 LIMIT = 50_000_000
 PLAIN = OutputOptions(clean_edges=False)

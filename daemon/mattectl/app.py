@@ -1,4 +1,8 @@
-"""The composition root: ``Daemon.start()`` reads as a checklist, ``stop()`` undoes it."""
+"""The composition root: ``Daemon.start()`` reads as a checklist, ``stop()`` undoes it.
+
+The main thread owns the lifecycle. Signal handlers only record what was asked (stop on SIGTERM
+or SIGINT, reload on SIGHUP); ``run()`` carries it out between waits.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,22 @@ import os
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from watchdog.observers.api import BaseObserver
 
-from mattectl import __version__
+from mattectl import __version__, config, housekeeping
 from mattectl.backends.cache import ModelCache
 from mattectl.config import Settings
-from mattectl.errors import MattectlError
+from mattectl.errors import ConfigError, InvalidTransitionError, MattectlError
 from mattectl.fsutil import sweep_temp_files
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.worker import JobWorker
 from mattectl.scheduler import build_scheduler
+from mattectl.sdnotify import Notifier
 from mattectl.store.repository import Job, JobRepository
 from mattectl.watch.handler import start_observers, stop_observers
 from mattectl.watch.intake import Intake
@@ -37,8 +43,7 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,38 +61,84 @@ class InstanceLock:
             self._fd = None
 
 
+def check_user(settings: Settings) -> None:
+    if os.geteuid() == 0 and not settings.daemon.allow_root:
+        raise MattectlError(
+            "refusing to run as root: run mattectl as its own user (the systemd unit does), "
+            "or set daemon.allow_root = true")
+
+
+def prepare_state_dir(path: Path) -> None:
+    """The state directory and everything in it are for the service user alone."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
         self.settings = settings
+        self.notifier = notifier or Notifier()
         self.host = socket.gethostname()
         self.instance = f"{self.host}:{os.getpid()}"
         self.lock = InstanceLock(settings.daemon.state_dir / "mattectl.pid")
         self.paused: dict[str, str] = {}  # folder -> why its jobs are held
         self.wake = threading.Event()
-        self.stopped = threading.Event()
+        self.requests = threading.Event()  # set by signal handlers
+        self._stop_requested = False
+        self._reload_requested = False
+        self._unhealthy: str | None = None
         self.repo: JobRepository | None = None
         self.models: ModelCache | None = None
         self.intake: Intake | None = None
         self.observers: list[BaseObserver] = []
         self.workers: list[JobWorker] = []
         self.scheduler: BackgroundScheduler | None = None
+        # Workers still inside a job after the grace period; their jobs were re-queued.
+        self.abandoned: list[JobWorker] = []
 
     # -- start and stop ------------------------------------------------------------------------
 
     def start(self) -> None:
-        settings = self.settings
+        check_user(self.settings)
+        prepare_state_dir(self.settings.daemon.state_dir)
         self.lock.acquire()
-        self.repo = JobRepository.open(settings.database_path)
-        self._requeue_crashed()
+        self._open_job_log()
+        self._requeue_interrupted()
+        self.models = ModelCache(self.settings.models, self.settings.models_dir)
+        self._start_processing()
+        self.repo.register_daemon(self.instance, self.host, os.getpid(), __version__,
+                                  self.info())
+        self.notifier.ready(self.status_line())
+        logger.info("mattectl %s running: %d folder(s), %d worker(s), state in %s",
+                    __version__, len(self.settings.watch), len(self.workers),
+                    self.settings.daemon.state_dir)
+
+    def stop(self) -> None:
+        self.notifier.stopping()
+        self._stop_processing()
+        if self.models is not None and not self.abandoned:
+            # (with an abandoned worker, a model may be busy: the process exits instead)
+            self.models.unload_all()
+        if self.repo is not None:
+            self.repo.daemon_stopped(self.instance)
+            self.repo.close()
+        self.lock.release()
+        self.notifier.close()
+        logger.info("mattectl stopped")
+
+    def _start_processing(self) -> None:
+        """Everything that reads the config's folders and models; undone by a reload."""
+        assert self.repo is not None and self.models is not None
+        settings = self.settings
         self._prepare_folders()
-        self.models = ModelCache(settings.models, settings.models_dir)
         self.check_models()
         self._preload()
-        pipeline = MattingPipeline(self.models, max_pixels=settings.daemon.max_pixels)
+        pipeline = MattingPipeline(self.models, max_pixels=settings.daemon.max_pixels,
+                                   min_side=settings.daemon.min_side)
         self.intake = Intake(settings.watch, self.repo, self._on_queued)
         self.intake.start()
         self.observers = start_observers(settings.watch, self.intake.notify)
-        self.intake.scan()  # photos dropped while the daemon was down
+        self.intake.request_scan()  # photos dropped while the daemon was down
         self.workers = [
             JobWorker(f"{self.instance}:w{i}", self.repo, pipeline, settings,
                       folders=self.active_folders, wake=self.wake,
@@ -98,55 +149,108 @@ class Daemon:
             worker.start()
         self.scheduler = build_scheduler(self)
         self.scheduler.start()
-        self.repo.register_daemon(self.instance, self.host, os.getpid(), __version__,
-                                  self.info())
-        logger.info("mattectl %s running: %d folder(s), %d worker(s), state in %s",
-                    __version__, len(settings.watch), len(self.workers),
-                    settings.daemon.state_dir)
 
-    def stop(self) -> None:
+    def _stop_processing(self) -> None:
+        """Take no new file or job; give running jobs the grace period, then re-queue them."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+            self.scheduler = None
         stop_observers(self.observers)
+        self.observers = []
         if self.intake is not None:
             self.intake.stop()
+        self._stop_workers(self.settings.daemon.stop_grace_s)
+
+    def _stop_workers(self, grace_s: float) -> None:
         for worker in self.workers:
             worker.stop()
+        deadline = time.monotonic() + grace_s
         for worker in self.workers:
-            worker.join()
-        if self.models is not None:
-            self.models.unload_all()
-        if self.repo is not None:
-            self.repo.daemon_stopped(self.instance)
-            self.repo.close()
-        self.lock.release()
-        self.stopped.set()
-        logger.info("mattectl stopped")
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in self.workers:
+            job = worker.current
+            if worker.alive and job is not None and self.repo is not None:
+                self.abandoned.append(worker)
+                try:
+                    self.repo.requeue(job.id, worker.worker_id, "interrupted by a shutdown; "
+                                      "re-queued", count_attempt=False)
+                    logger.warning("job %d did not finish within %.0f s; re-queued", job.id,
+                                   grace_s)
+                except InvalidTransitionError:
+                    pass  # it finished after all
+        self.workers = []
+
+    # -- the main thread -----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Start, wait for SIGTERM or SIGINT, stop."""
-        shutdown = threading.Event()
-
-        def _on_signal(signum: int, _frame: object) -> None:
-            logger.info("received %s: stopping", signal.Signals(signum).name)
-            shutdown.set()
-
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
+        """Start, then serve stop (SIGTERM, SIGINT) and reload (SIGHUP) requests until stopped."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
         self.start()
         try:
-            shutdown.wait()
+            while not self._stop_requested:
+                self.requests.wait()
+                self.requests.clear()
+                if self._reload_requested and not self._stop_requested:
+                    self._reload_requested = False
+                    self.reload()
         finally:
             self.stop()
 
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self._reload_requested = True
+        else:
+            self._stop_requested = True
+        self.requests.set()
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        self.requests.set()
+
+    def reload(self) -> None:
+        """Re-read the config and restart intake and workers; jobs stay in the job log, so none
+        is lost or queued twice. An invalid config leaves the running one in place."""
+        try:
+            new = config.load(self.settings.source)
+        except ConfigError as exc:
+            logger.error("reload refused, the running configuration stays: %s", exc)
+            self.notifier.status(f"reload refused (invalid config); {self.status_line()}")
+            return
+        if new.daemon.state_dir != self.settings.daemon.state_dir:
+            logger.error("reload refused: daemon.state_dir cannot change without a restart")
+            return
+        logger.info("reloading %s", self.settings.source)
+        self.notifier.reloading()
+        self._stop_processing()
+        if new.models != self.settings.models and self.models is not None:
+            self.models.unload_all()
+            self.models = ModelCache(new.models, new.models_dir)
+        self.settings = new
+        self.paused.clear()
+        self._start_processing()
+        self.heartbeat()
+        self.notifier.ready(self.status_line())
+        logger.info("reloaded: %d folder(s)", len(new.watch))
+
     # -- start-up steps ------------------------------------------------------------------------
 
-    def _requeue_crashed(self) -> None:
+    def _open_job_log(self) -> None:
+        db = self.settings.database_path
+        self.repo = JobRepository.open(db)
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if path.exists():
+                os.chmod(path, 0o600)
+
+    def _requeue_interrupted(self) -> None:
         assert self.repo is not None
-        ids = self.repo.reap(self.host)
-        if ids:
-            logger.warning("re-queued %d job(s) left running by an earlier run: %s", len(ids),
-                           ", ".join(map(str, ids)))
+        requeued, failed = self.repo.reap(self.host, self.settings.daemon.max_attempts)
+        if requeued:
+            logger.warning("re-queued %d job(s) left running by an earlier run: %s",
+                           len(requeued), ", ".join(map(str, requeued)))
+        for job_id in failed:
+            logger.error("job %d failed: the daemon stopped during it too often", job_id)
 
     def _prepare_folders(self) -> None:
         for watch in self.settings.watch:
@@ -189,11 +293,58 @@ class Daemon:
 
     def rescan(self) -> None:
         if self.intake is not None:
-            self.intake.scan()
+            self.intake.request_scan()
+
+    def prune(self) -> None:
+        if self.repo is not None:
+            housekeeping.prune_jobs(self.repo, self.settings.daemon.retention_days)
+        for watch in self.settings.watch:
+            housekeeping.prune_processed(watch)
+
+    def maintain(self) -> None:
+        if self.repo is not None:
+            housekeeping.maintain_database(self.repo)
 
     def heartbeat(self) -> None:
         if self.repo is not None:
             self.repo.heartbeat(self.instance, self.info())
+        self.notifier.status(self.status_line())
+
+    def health(self) -> str | None:
+        """Why the daemon is not making progress, or None. Drives systemd's watchdog."""
+        if self.intake is None or not self.intake.alive:
+            return "the intake thread has stopped"
+        now = time.monotonic()
+        for worker in self.workers:
+            if not worker.alive:
+                return f"worker {worker.worker_id} has stopped"
+            busy = worker.busy_since
+            if busy is not None and now - busy > self.settings.daemon.job_timeout_s:
+                job = worker.current
+                return (f"job {job.id if job else '?'} has been running for {now - busy:.0f} s "
+                        f"(daemon.job_timeout_s = {self.settings.daemon.job_timeout_s:.0f})")
+        return None
+
+    def watchdog(self) -> None:
+        """Ping systemd's watchdog only while work progresses: a hung job stops the pings."""
+        problem = self.health()
+        if problem is None:
+            self.notifier.watchdog()
+        elif problem != self._unhealthy:
+            logger.error("not pinging systemd's watchdog: %s", problem)
+        self._unhealthy = problem
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`."""
+        running = [w.current for w in self.workers if w.current is not None]
+        queued = 0
+        if self.repo is not None:
+            queued = sum(c.get("queued", 0) for c in self.repo.counts().values())
+        parts = [f"processing {', '.join(j.rel_path for j in running)}" if running else "idle",
+                 f"{queued} queued"]
+        if self.paused:
+            parts.append(f"paused: {', '.join(sorted(self.paused))} (model missing)")
+        return "; ".join(parts)
 
     def info(self) -> dict[str, Any]:
         """What this daemon reports about itself in ``mattectl status``."""
@@ -203,9 +354,6 @@ class Daemon:
             "paused": dict(self.paused),
             "models": self.models.describe(models) if self.models else {},
             "pending_files": self.intake.pending if self.intake else 0,
-            "running": [
-                {"job": w.current.id, "file": w.current.rel_path, "folder": w.current.folder}
-                for w in self.workers if w.current is not None
-            ],
             "workers": len(self.workers),
+            "unhealthy": self._unhealthy,
         }

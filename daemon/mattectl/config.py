@@ -37,6 +37,14 @@ DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic"
 TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
 
 
+def _known_model(name: str) -> str:
+    from mattectl.backends.catalog import MODELS
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model '{name}' (known: {', '.join(sorted(MODELS))})")
+    return name
+
+
 def _resolve(value: Path, info: ValidationInfo) -> Path:
     """Expand ``~`` and make a path absolute against the config file's folder."""
     value = value.expanduser()
@@ -80,6 +88,19 @@ class DaemonConfig(_Strict):
     max_pixels: int = Field(
         200_000_000, gt=0, description="Inputs with more pixels are rejected before decoding."
     )
+    min_side: int = Field(16, ge=1, description="Inputs narrower or lower than this fail.")
+    stop_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for running jobs, then re-queue them."
+    )
+    job_timeout_s: float = Field(
+        600.0, gt=0, description=(
+            "A job running longer counts as hung: systemd's watchdog pings stop, so systemd "
+            "restarts the service and the job is re-queued."),
+    )
+    retention_days: float = Field(
+        90.0, ge=0, description="Finished job rows older than this are pruned (0 keeps them)."
+    )
+    allow_root: bool = Field(False, description="Allow running as root (not recommended).")
 
 
 class U2NetConfig(_Strict):
@@ -117,6 +138,18 @@ class ModelsConfig(_Strict):
     )
     u2net: U2NetConfig = Field(default_factory=U2NetConfig)
 
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            _known_model(name)
+        return value
+
+    @field_validator("preload")
+    @classmethod
+    def _preload(cls, value: list[str]) -> list[str]:
+        return [_known_model(name) for name in value]
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
@@ -150,6 +183,10 @@ class WatchConfig(_Strict):
     )
     on_collision: Literal["suffix", "overwrite", "skip"] = Field(
         "suffix", description="When the output name exists: add -1, -2...; replace it; or skip."
+    )
+    processed_retention_days: float = Field(
+        0.0, ge=0, description="Delete moved originals older than this from processed_dir "
+        "(0 keeps them forever)."
     )
     output_format: OutputFormat = Field(
         OutputFormat.PNG,
@@ -189,6 +226,11 @@ class WatchConfig(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
             raise ValueError("use letters, digits, '-', '_' and '.' (at most 64)")
         return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return _known_model(value)
 
     @field_validator("extensions")
     @classmethod
@@ -301,26 +343,10 @@ def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
                 f".{options.extension}, or leave the extension out")
 
 
-def _check_models(settings: Settings) -> Iterator[tuple[str, str]]:
-    from mattectl.backends.catalog import MODELS
-
-    known = ", ".join(sorted(MODELS))
-    for i, watch in enumerate(settings.watch):
-        if watch.model not in MODELS:
-            yield f"watch[{i}].model", f"unknown model '{watch.model}' (known: {known})"
-    for name in settings.models.paths:
-        if name not in MODELS:
-            yield f"models.paths.{name}", f"unknown model (known: {known})"
-    for i, name in enumerate(settings.models.preload):
-        if name not in MODELS:
-            yield f"models.preload[{i}]", f"unknown model '{name}' (known: {known})"
-
-
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
     _check_outputs,
-    _check_models,
 )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from mattectl.config import Settings
+from mattectl.jobs.status import JobStatus
 from mattectl.store.models import utcnow
 from mattectl.store.repository import DaemonInfo, JobRepository
 
@@ -116,15 +117,19 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
     if state != "running":
         problems.append(f"the daemon is not running ({state})")
     problems += [f"folder {name} is paused: {why}" for name, why in paused.items()]
+    if info.get("unhealthy"):
+        problems.append(f"stalled: {info['unhealthy']}")
     return Overview(
         state=state,
-        healthy=state == "running" and not paused,
+        healthy=state == "running" and not paused and not info.get("unhealthy"),
         instance=daemon.instance if daemon else None,
         since=daemon.started_at.isoformat() if daemon else None,
         heartbeat_age_s=round(age, 1) if age is not None else None,
         version=daemon.version if daemon else None,
         pending_files=int(info.get("pending_files", 0)),
-        running_jobs=list(info.get("running", [])),
+        running_jobs=[{"job": j.id, "file": j.rel_path, "folder": j.folder,
+                       "since": j.started_at.isoformat() if j.started_at else None}
+                      for j in repo.list(status=[JobStatus.RUNNING], limit=100)],
         folders=folders,
         models=models,
         last_output=None if last is None else {

@@ -1,4 +1,4 @@
-"""Housekeeping on APScheduler: rescans, heartbeat, model availability and idle unloading."""
+"""Housekeeping on APScheduler: rescans, heartbeat, watchdog, models, pruning, maintenance."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODEL_CHECK_S = 30.0
+PRUNE_S = 3600.0
+MAINTENANCE_S = 86_400.0
 
 
 def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
@@ -21,10 +23,15 @@ def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         timezone="UTC",
     )
-    scheduler.add_job(daemon.rescan, "interval", seconds=settings.daemon.rescan_interval_s,
-                      id="rescan", name="rescan drop folders")
-    scheduler.add_job(daemon.heartbeat, "interval", seconds=settings.daemon.heartbeat_s,
-                      id="heartbeat", name="heartbeat")
-    scheduler.add_job(daemon.check_models, "interval", seconds=MODEL_CHECK_S,
-                      id="models", name="model availability and idle unloading")
+
+    def every(seconds: float, func, name: str) -> None:
+        scheduler.add_job(func, "interval", seconds=seconds, id=name, name=name)
+
+    every(settings.daemon.rescan_interval_s, daemon.rescan, "rescan")
+    every(settings.daemon.heartbeat_s, daemon.heartbeat, "heartbeat")
+    every(MODEL_CHECK_S, daemon.check_models, "models")
+    every(PRUNE_S, daemon.prune, "prune")
+    every(MAINTENANCE_S, daemon.maintain, "maintenance")
+    if (interval := daemon.notifier.watchdog_interval_s) is not None:
+        every(interval, daemon.watchdog, "watchdog")
     return scheduler

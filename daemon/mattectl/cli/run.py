@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 from mattectl.cli.common import ConfigOption, load_settings
 from mattectl.logs import setup_logging
 
@@ -12,4 +15,11 @@ def run(config: ConfigOption = None) -> None:
 
     settings = load_settings(config)
     setup_logging(settings.daemon.log_level)
-    Daemon(settings).run()
+    daemon = Daemon(settings)
+    daemon.run()
+    if daemon.abandoned:
+        # A job outlived the grace period inside native code (a model). Its job is re-queued
+        # and the job log is closed; waiting for the thread could take forever, and tearing the
+        # interpreter down under a running framework can abort. Leave now, cleanly.
+        logging.shutdown()
+        os._exit(0)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from mattectl.backends.cache import ModelCache
+from mattectl.errors import InputError
 from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.read import decode
 from mattectl.imageio.write import render
@@ -39,9 +40,10 @@ def _ms_since(start: float) -> float:
 
 
 class MattingPipeline:
-    def __init__(self, models: ModelCache, *, max_pixels: int) -> None:
+    def __init__(self, models: ModelCache, *, max_pixels: int, min_side: int = 16) -> None:
         self.models = models
         self.max_pixels = max_pixels
+        self.min_side = min_side
 
     def run(self, data: bytes, *, name: str, model: str,
             options: OutputOptions | None = None) -> Cutout:
@@ -52,6 +54,9 @@ class MattingPipeline:
         start = time.perf_counter()
         image = decode(data, name=name, max_pixels=self.max_pixels)
         decode_ms = _ms_since(start)
+        if min(image.width, image.height) < self.min_side:
+            raise InputError(f"{name}: {image.width}x{image.height} is too small to matte "
+                             f"(daemon.min_side = {self.min_side})")
 
         start = time.perf_counter()
         alpha = backend.predict(image.rgb)

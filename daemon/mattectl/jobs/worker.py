@@ -17,9 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
+from collections.abc import Callable as Thunk
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
 
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import (
@@ -39,6 +43,7 @@ from mattectl.store.repository import Job, JobRepository, JobResult
 logger = logging.getLogger(__name__)
 
 RETRYABLE = (OutputError, BackendError, ModelUnavailableError)
+T = TypeVar("T")
 
 
 def _ms_since(start: float) -> float:
@@ -68,6 +73,11 @@ class JobWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: Job | None = None
+        self.busy_since: float | None = None  # monotonic start of the current job
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -91,6 +101,11 @@ class JobWorker:
         while not self._stop.is_set():
             try:
                 job = self.run_once()
+            except OperationalError as exc:
+                logger.warning("worker %s: job log unavailable (%s); waiting", self.worker_id,
+                               exc.orig)
+                job = None
+                self._stop.wait(1.0)
             except Exception:
                 logger.exception("worker %s: unexpected error; continuing", self.worker_id)
                 job = None
@@ -108,11 +123,26 @@ class JobWorker:
         if job is None:
             return None
         claim_ms = _ms_since(start)
-        self.current = job
+        self.current, self.busy_since = job, time.monotonic()
         try:
             return self.process(job, db_ms=claim_ms)
         finally:
-            self.current = None
+            self.current, self.busy_since = None, None
+
+    def _persist(self, write: Thunk[[], T]) -> T:
+        """Record an outcome, waiting out a locked job log: the work is done and must not be
+        lost to a reader holding the database. Gives up only when the daemon stops (the job is
+        then still ``running`` and is re-queued at the next start)."""
+        delay = 0.1
+        while True:
+            try:
+                return write()
+            except OperationalError as exc:
+                if self._stop.is_set():
+                    raise
+                logger.warning("job log busy (%s); retrying in %.1f s", exc.orig, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def process(self, job: Job, *, db_ms: float = 0.0) -> Job:
         watch = self._watches.get(job.folder)
@@ -143,7 +173,7 @@ class JobWorker:
         except Exception as exc:
             logger.exception("job %d: unexpected error", job.id)
             return self._fail(job, watch, f"internal error: {type(exc).__name__}: {exc}", result)
-        done = self.repo.finish(job.id, self.worker_id, result)
+        done = self._persist(lambda: self.repo.finish(job.id, self.worker_id, result))
         logger.info("job %d done: %s -> %s (%s on %s, %.0f ms)", job.id, job.rel_path,
                     written or "skipped", cutout.model, cutout.device, result.total_ms)
         if watch.on_success == "move" and watch.processed_dir is not None:
@@ -185,8 +215,8 @@ class JobWorker:
                     raise InputError(f"{job.rel_path}: {target.parent} leads outside "
                                      f"{watch.output} (a symbolic link?)")
                 target.parent.mkdir(parents=True, exist_ok=True)
-            written = write_file(target, cutout.data, policy, before=lambda path:
-                                 self.repo.record_output(job.id, self.worker_id, path))
+            written = write_file(target, cutout.data, policy, before=lambda path: self._persist(
+                lambda: self.repo.record_output(job.id, self.worker_id, path)))
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
         if written is None:
@@ -196,7 +226,7 @@ class JobWorker:
     # -- endings -------------------------------------------------------------------------------
 
     def _fail(self, job: Job, watch: WatchConfig | None, error: str, result: JobResult) -> Job:
-        failed = self.repo.fail(job.id, self.worker_id, error, result)
+        failed = self._persist(lambda: self.repo.fail(job.id, self.worker_id, error, result))
         logger.warning("job %d failed: %s", job.id, error)
         if watch is not None and watch.on_failure == "move" and watch.failed_dir is not None:
             failed = self._move_original(failed, watch.failed_dir)
@@ -211,8 +241,8 @@ class JobWorker:
         delay = self.settings.daemon.retry_delay_s * 2 ** (job.attempts - 1)
         logger.warning("job %d: attempt %d of %d failed, retrying in %.0f s: %s", job.id,
                        job.attempts, max_attempts, delay, error)
-        return self.repo.requeue(job.id, self.worker_id,
-                                 f"attempt {job.attempts} failed: {error}", delay)
+        return self._persist(lambda: self.repo.requeue(
+            job.id, self.worker_id, f"attempt {job.attempts} failed: {error}", delay))
 
     def _move_original(self, job: Job, dest_root: Path) -> Job:
         if not job.input_path.exists():

@@ -272,25 +272,44 @@ class JobRepository:
             return self._transition(session, job_id, JobStatus.QUEUED, values,
                                     worker_id=worker_id)
 
-    def reap(self, host: str, keep_instance: str | None = None) -> list[int]:
-        """Re-queue jobs left running by an earlier daemon on this host (it crashed or was
-        killed). Jobs claimed by other hosts are theirs to reap."""
+    def reap(self, host: str, max_attempts: int) -> tuple[list[int], list[int]]:
+        """Deal with jobs left running by an earlier daemon on this host (it crashed, was
+        killed, or hung and was restarted by systemd's watchdog): re-queue them, or fail those
+        that were interrupted ``max_attempts`` times, so one photo that kills the model cannot
+        crash the daemon forever. Jobs claimed by other hosts are theirs to reap.
+
+        Returns ``(re-queued ids, failed ids)``."""
         with self._sessions.begin() as session:
             rows = session.scalars(select(JobRow).where(
                 JobRow.status == JobStatus.RUNNING,
                 JobRow.claimed_by.like(f"{host}:%"),
             )).all()
-            ids = []
+            requeued, failed = [], []
             for row in rows:
-                if keep_instance and row.claimed_by and row.claimed_by.startswith(keep_instance):
+                previous = row.claimed_by
+                if row.attempts >= max_attempts:
+                    self._transition(session, row.id, JobStatus.FAILED, {
+                        "error": f"the daemon stopped during this job {row.attempts} times "
+                                 "(a crash or a hang while processing it?); not retried",
+                        "finished_at": utcnow(),
+                    })
+                    failed.append(row.id)
                     continue
                 self._transition(session, row.id, JobStatus.QUEUED, {
-                    "claimed_by": None, "attempts": JobRow.attempts - 1,
-                    "error": f"re-queued at start-up: left running by {row.claimed_by}",
-                    "available_at": utcnow(),
+                    "claimed_by": None, "available_at": utcnow(),
+                    "error": f"re-queued at start-up: left running by {previous}",
                 })
-                ids.append(row.id)
-            return ids
+                requeued.append(row.id)
+            return requeued, failed
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete finished (done or failed) job rows that finished before ``older_than``."""
+        with self._sessions.begin() as session:
+            result = session.execute(delete(JobRow).where(
+                JobRow.status.in_([JobStatus.DONE, JobStatus.FAILED]),
+                JobRow.finished_at < older_than,
+            ))
+            return result.rowcount
 
     def retry(self, job_id: int) -> Job:
         """Queue a failed (or done) job again, with a fresh count of attempts."""

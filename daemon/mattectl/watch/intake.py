@@ -1,8 +1,9 @@
 """The intake loop: file events and scans in, queued jobs out.
 
-Paths arrive from watchdog's threads, from the start-up scan and from the periodic rescan, all
-through :meth:`Intake.notify`. One thread filters them, waits until each file is stable, hashes
-it and queues one job per content and folder. A file is never read before it is stable.
+Paths arrive from watchdog's threads through :meth:`Intake.notify`; the start-up scan and the
+periodic rescan are asked for with :meth:`Intake.request_scan` and walked by the intake thread
+itself. That one thread filters paths, waits until each file is stable, hashes it and queues one
+job per content and folder. A file is never read before it is stable.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from mattectl.watch.stability import FileState, StabilityTracker
 logger = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
+# Paths waiting for the intake thread. Past this, events are dropped and a full scan is done
+# instead (inotify does the same on overflow), so a flood never grows memory without bound.
+INBOX_LIMIT = 10_000
 
 
 def hash_file(path: Path) -> str:
@@ -74,7 +78,9 @@ class Intake:
         self._repo = repo
         self._on_queued = on_queued
         self._clock = clock
-        self._inbox: queue.SimpleQueue[tuple[str, Path]] = queue.SimpleQueue()
+        self._inbox: queue.Queue[tuple[str, Path]] = queue.Queue(INBOX_LIMIT)
+        self._scan_requests: set[str | None] = set()
+        self._scan_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._known: dict[tuple[str, str], FileState] = {}
@@ -84,23 +90,26 @@ class Intake:
     # -- called from any thread ----------------------------------------------------------------
 
     def notify(self, folder: str, path: Path) -> None:
-        self._inbox.put((folder, path))
+        try:
+            self._inbox.put_nowait((folder, path))
+        except queue.Full:
+            self.request_scan(folder)
         self._wake.set()
 
-    def scan(self, folder: str | None = None) -> int:
-        """Offer every file of one or all drop folders to the intake; returns how many."""
-        count = 0
-        for f in self._folders.values():
-            if folder is None or f.watch.name == folder:
-                for path in self._walk(f, f.watch.input):
-                    self.notify(f.watch.name, path)
-                    count += 1
-        return count
+    def request_scan(self, folder: str | None = None) -> None:
+        """Ask the intake thread to look at every file of one (or every) drop folder."""
+        with self._scan_lock:
+            self._scan_requests.add(folder)
+        self._wake.set()
 
     @property
     def pending(self) -> int:
         """Files seen but not yet stable."""
         return sum(len(f.tracker) for f in self._folders.values())
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mattectl-intake", daemon=True)
@@ -130,8 +139,13 @@ class Intake:
         return min(1.0, max(0.05, min(deadlines) - self._clock()))
 
     def tick(self) -> list[Job]:
-        """Take in what was notified, then queue every file that has become stable."""
+        """Take in what was notified or scanned, then queue every file that has become stable."""
         now = self._clock()
+        with self._scan_lock:
+            requests, self._scan_requests = self._scan_requests, set()
+        for f in self._folders.values():
+            if None in requests or f.watch.name in requests:
+                self._scan(f, now)
         while True:
             try:
                 folder, path = self._inbox.get_nowait()
@@ -156,6 +170,18 @@ class Intake:
                     if job is not None:
                         queued.append(job)
         return queued
+
+    def _scan(self, f: _Folder, now: float) -> int:
+        """Consider every file of a drop folder; forget what is no longer there."""
+        seen: set[str] = set()
+        for path in self._walk(f, f.watch.input):
+            seen.add(str(path))
+            self._consider(f, path, now)
+        name = f.watch.name
+        for key in [k for k in self._known if k[0] == name and k[1] not in seen]:
+            del self._known[key]
+        self._warned &= seen
+        return len(seen)
 
     def _walk(self, f: _Folder, top: Path) -> Iterator[Path]:
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False,

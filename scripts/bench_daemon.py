@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Drop-to-cutout throughput of the daemon against a bare loop over the model, in one run.
+
+    .venv/bin/python scripts/bench_daemon.py [--photos DIR] [--models DIR] [--rounds N]
+
+For each round: (1) the bare loop decodes every photo up front, then only calls
+``backend.predict`` on each (the model alone); (2) a real ``mattectl run`` is started on fresh
+folders, all photos are copied into its drop folder at once, and the time from the drop to the
+last cutout is measured. Per-stage times come from the job log. Rounds alternate the two so that
+machine noise hits both; medians and the ratio are printed (and written as JSON with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "daemon"))
+
+from mattectl.backends.cache import ModelCache  # noqa: E402
+from mattectl.config import ModelsConfig  # noqa: E402
+from mattectl.jobs.status import JobStatus  # noqa: E402
+from mattectl.store.repository import JobRepository  # noqa: E402
+
+CONFIG = """
+[daemon]
+state_dir = "state"
+heartbeat_s = 1.0
+allow_root = {allow_root}
+[models]
+dir = "{models}"
+[[watch]]
+name = "bench"
+input = "in"
+output = "out"
+stability_s = {stability}
+"""
+
+
+def bare_loop(photos: list[Path], models: Path) -> float:
+    """Seconds for the model alone over every photo (decoding done beforehand, not timed)."""
+    backend = ModelCache(ModelsConfig(), models).get("u2netp")
+    backend.load()
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in photos]
+    backend.predict(images[0])  # warm-up, as the daemon's first job pays for it too
+    start = time.perf_counter()
+    for rgb in images:
+        backend.predict(rgb)
+    return time.perf_counter() - start
+
+
+def daemon_run(photos: list[Path], models: Path, stability: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mattectl-bench-") as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        config = root / "mattectl.toml"
+        config.write_text(CONFIG.format(models=models, stability=stability,
+                                         allow_root=str(os.geteuid() == 0).lower()))
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+        log = (root / "daemon.log").open("w")
+        proc = subprocess.Popen([sys.executable, "-m", "mattectl", "run", "-c", str(config)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            db = root / "state" / "jobs.sqlite3"
+            _wait(lambda: db.exists(), 60)
+            # Warm the daemon like the bare loop: one photo through it before timing (a mirrored
+            # copy: the same content would be recognised as a duplicate later).
+            Image.open(photos[0]).convert("RGB").transpose(
+                Image.Transpose.FLIP_LEFT_RIGHT).save(root / "in" / "warmup.jpg")
+            _wait(lambda: (root / "out" / "warmup.png").exists(), 120)
+            start = time.time()
+            for i, photo in enumerate(photos):
+                shutil.copyfile(photo, root / "in" / f"{i:02d}-{photo.name}")
+            repo = JobRepository.open(db, writer=False)
+            _wait(lambda: _finished(repo) >= len(photos) + 1, 600)
+            jobs = [j for j in repo.list(limit=1000) if j.rel_path != "warmup.jpg"]
+            repo.close()
+        finally:
+            proc.terminate()
+            proc.wait(60)
+            log.close()
+    assert all(j.status == JobStatus.DONE for j in jobs), [j.error for j in jobs]
+    last = max(j.finished_at.timestamp() for j in jobs)
+    first = min(j.finished_at.timestamp() for j in jobs)
+    return {
+        "drop_to_last_s": last - start,
+        "first_to_last_s": last - first,
+        "stages_ms": {stage: statistics.median(getattr(j, f"{stage}_ms") for j in jobs)
+                      for stage in ("decode", "inference", "encode", "db", "total")},
+    }
+
+
+def _finished(repo: JobRepository) -> int:
+    counts = repo.counts().get("bench", {})
+    return counts.get("done", 0) + counts.get("failed", 0)
+
+
+def _wait(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step timed out")
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path,
+                        default=ROOT.parent / "shared/data/u2net_official/test_human_images")
+    parser.add_argument("--models", type=Path, default=Path(
+        os.environ.get("MATTECTL_MODELS_DIR", ROOT.parent / "shared/models")))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stability", type=float, default=0.5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    photos = sorted(args.photos.iterdir())
+    n = len(photos)
+    rounds = []
+    for r in range(args.rounds):
+        bare = bare_loop(photos, args.models)
+        daemon = daemon_run(photos, args.models, args.stability)
+        rounds.append({"bare_s": bare, **daemon})
+        print(f"round {r + 1}: bare {n / bare:.2f} img/s, daemon drop-to-last "
+              f"{n / daemon['drop_to_last_s']:.2f} img/s, stages {daemon['stages_ms']}",
+              flush=True)
+    med = {key: statistics.median(r[key] for r in rounds)
+           for key in ("bare_s", "drop_to_last_s", "first_to_last_s")}
+    stages = {stage: statistics.median(r["stages_ms"][stage] for r in rounds)
+              for stage in rounds[0]["stages_ms"]}
+    summary = {
+        "photos": n, "rounds": args.rounds,
+        "bare_img_per_s": n / med["bare_s"],
+        "daemon_img_per_s": n / med["drop_to_last_s"],
+        "daemon_steady_img_per_s": (n - 1) / med["first_to_last_s"],
+        "ratio_drop_to_last": med["bare_s"] / med["drop_to_last_s"],
+        "ratio_steady": (med["bare_s"] * (n - 1) / n) / med["first_to_last_s"],
+        "median_stage_ms": stages,
+        "rounds_detail": rounds,
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "rounds_detail"}, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

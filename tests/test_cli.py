@@ -1,0 +1,104 @@
+"""The CLI commands a person types, run in-process with Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mattectl.cli.main import app
+from mattectl.config import Settings
+from mattectl.errors import DaemonNotRunningError
+from mattectl.store.repository import JobRepository, JobResult, NewJob
+
+from .support import REPO_ROOT
+
+runner = CliRunner()
+
+
+def write_config(tmp_path: Path, models: Path) -> Path:
+    (tmp_path / "in").mkdir(exist_ok=True)
+    path = tmp_path / "mattectl.toml"
+    path.write_text(f'[daemon]\nstate_dir = "state"\n[models]\ndir = "{models}"\n'
+                    '[[watch]]\nname = "studio"\ninput = "in"\noutput = "out"\n')
+    return path
+
+
+def test_process_cuts_out_files_and_folders(tmp_path: Path, shared_models: Path,
+                                            human_photos: list[Path]) -> None:
+    config = write_config(tmp_path, shared_models)
+    album = tmp_path / "album" / "day1"
+    album.mkdir(parents=True)
+    shutil.copyfile(human_photos[0], album / "a.jpg")
+    (album / ".hidden.jpg").write_bytes(b"ignored")
+    (tmp_path / "album" / "broken.jpg").write_bytes(b"nope")
+    result = runner.invoke(app, ["process", str(tmp_path / "album"), str(human_photos[1]),
+                                 "--out", str(tmp_path / "cutouts"), "--config", str(config)])
+    assert result.exit_code == 1, result.output  # one photo failed
+    assert "2 cutout(s) written" in result.output
+    assert "broken.jpg" in result.output and "not an image" in result.output
+    first = tmp_path / "cutouts" / "day1" / "a.png"
+    second = tmp_path / "cutouts" / f"{human_photos[1].stem}.png"
+    for out, src in ((first, human_photos[0]), (second, human_photos[1])):
+        with Image.open(out) as img:
+            assert img.mode == "RGBA" and img.size == Image.open(src).size
+    # Running again never overwrites without --overwrite.
+    runner.invoke(app, ["process", str(human_photos[1]), "--out", str(tmp_path / "cutouts"),
+                        "--config", str(config)])
+    assert (tmp_path / "cutouts" / f"{human_photos[1].stem}-1.png").exists()
+
+
+def test_process_without_weights_says_how_to_get_them(tmp_path: Path, small_photo: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "empty-models")
+    result = runner.invoke(app, ["process", str(small_photo), "--out", str(tmp_path / "o"),
+                                 "--config", str(config)])
+    assert "mattectl models pull u2netp" in str(result.exception)
+
+
+def test_status_before_the_daemon_ever_ran_exits_3(tmp_path: Path, shared_models: Path) -> None:
+    config = write_config(tmp_path, shared_models)
+    result = runner.invoke(app, ["status", "--config", str(config)])
+    assert isinstance(result.exception, DaemonNotRunningError)
+    code = subprocess.run([sys.executable, "-m", "mattectl", "status", "--config", str(config)],
+                          capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO_ROOT / "daemon"), "PATH": "/usr/bin"})
+    assert code.returncode == 3 and "never run" in code.stderr
+
+
+def test_jobs_show_and_retry(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings(watch={"name": "studio"})
+    config = tmp_path / "mattectl.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{settings.daemon.state_dir}"\n'
+                      f'[models]\ndir = "{settings.models_dir}"\n')
+    repo = JobRepository.open(settings.database_path)
+    job, _ = repo.add(NewJob("studio", tmp_path / "a.jpg", "a.jpg", "ab" * 32, 1, 1))
+    repo.claim("w", ["studio"])
+    repo.fail(job.id, "w", "a.jpg: corrupt or truncated JPEG", JobResult(model="u2netp"))
+    repo.close()
+
+    shown = runner.invoke(app, ["jobs", "show", str(job.id), "--config", str(config)])
+    assert shown.exit_code == 0 and "corrupt or truncated JPEG" in shown.output
+    as_json = json.loads(runner.invoke(app, ["jobs", "show", str(job.id), "--json",
+                                             "--config", str(config)]).output)
+    assert as_json["status"] == "failed" and as_json["model"] == "u2netp"
+
+    retried = runner.invoke(app, ["jobs", "retry", "--failed", "--config", str(config)])
+    assert retried.exit_code == 0 and f"re-queued 1 job(s): {job.id}" in retried.output
+    listed = json.loads(runner.invoke(app, ["jobs", "list", "--json", "--status", "queued",
+                                            "--config", str(config)]).output)
+    assert [j["id"] for j in listed] == [job.id]
+    usage = runner.invoke(app, ["jobs", "retry", "--config", str(config)])
+    assert usage.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [["--help"], ["jobs", "--help"], ["config", "--help"]])
+def test_help(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "Usage" in result.output

@@ -1,0 +1,110 @@
+"""The whole daemon as a user runs it: `mattectl run` in a subprocess, real photos dropped in."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from mattectl.fsutil import is_temp
+from mattectl.jobs.status import JobStatus
+
+from .daemon_process import DaemonProcess, write_config
+from .support import wait_for
+
+
+def outputs(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "out").rglob("*") if p.is_file())
+
+
+def test_drop_photos_get_cutouts_and_status_tells_the_truth(daemon: DaemonProcess,
+                                                            human_photos: list[Path]) -> None:
+    daemon.start()
+    photos = sorted(human_photos, key=lambda p: p.stat().st_size)[:2]
+    for photo in photos:
+        shutil.copyfile(photo, daemon.root / "in" / photo.name)
+    (daemon.root / "in" / "truncated.jpg").write_bytes(photos[0].read_bytes()[:2000])
+    (daemon.root / "in" / "empty.jpg").write_bytes(b"")
+    (daemon.root / "in" / "readme.jpg").write_text("not a photo")
+    jobs = wait_for(lambda: (js := daemon.jobs()) and len(js) == 5
+                    and all(j.status in (JobStatus.DONE, JobStatus.FAILED) for j in js) and js,
+                    timeout=120, what="five finished jobs")
+    status = daemon.status()
+    assert status["state"] == "running" and status["healthy"] is True
+    [folder] = status["folders"]
+    assert (folder["done"], folder["failed"], folder["queued"], folder["running"]) == (2, 3, 0, 0)
+    [model] = status["models"]
+    assert model["name"] == "u2netp" and model["jobs"] == 2 and model["devices"] == ["cpu"]
+    assert model["p50_ms"] > 0 and model["p95_ms"] >= model["p50_ms"]
+    done = [j for j in jobs if j.status == JobStatus.DONE]
+    assert status["last_output"]["output"] in {str(j.output_path) for j in done}
+    errors = {j.rel_path: j.error for j in jobs if j.status == JobStatus.FAILED}
+    assert "truncated" in errors["truncated.jpg"]
+    assert "empty file" in errors["empty.jpg"]
+    assert "not an image" in errors["readme.jpg"]
+    for photo in photos:
+        with Image.open(daemon.root / "out" / f"{photo.stem}.png") as cutout:
+            assert cutout.mode == "RGBA" and cutout.size == Image.open(photo).size
+    listed = daemon.cli("jobs", "list", "--status", "failed", "--json")
+    assert sorted(j["rel_path"] for j in json.loads(listed.stdout)) == \
+        ["empty.jpg", "readme.jpg", "truncated.jpg"]
+    assert daemon.stop() == 0
+    after = daemon.cli("status", "--json")
+    assert after.returncode == 3 and json.loads(after.stdout)["state"] == "stopped"
+
+
+def test_killed_mid_job_requeues_and_every_input_gets_one_output(
+        daemon: DaemonProcess, human_photos: list[Path]) -> None:
+    daemon.start()
+    photos = human_photos[:6]
+    for photo in photos:
+        shutil.copyfile(photo, daemon.root / "in" / photo.name)
+    wait_for(lambda: any(j.status == JobStatus.RUNNING for j in daemon.jobs()), timeout=60,
+             what="a running job")
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    left_running = [j.id for j in daemon.jobs() if j.status == JobStatus.RUNNING]
+    assert left_running, "the kill should leave a job marked running"
+    daemon.start()
+    jobs = wait_for(lambda: (js := daemon.jobs()) and len(js) == len(photos)
+                    and all(j.status == JobStatus.DONE for j in js) and js,
+                    timeout=180, what="every job done after the restart")
+    for job_id in left_running:
+        assert next(j for j in jobs if j.id == job_id).status == JobStatus.DONE
+    files = outputs(daemon.root)
+    assert not [p for p in files if is_temp(p)], "a partial file was left behind"
+    assert sorted(p.name for p in files) == sorted(f"{p.stem}.png" for p in photos)
+    assert "re-queued" in (daemon.root / "daemon.log").read_text()
+    assert daemon.stop() == 0
+
+
+def test_a_second_daemon_on_the_same_state_is_refused(daemon: DaemonProcess) -> None:
+    daemon.start()
+    second = subprocess.run([sys.executable, "-m", "mattectl", "run", "--config",
+                             str(daemon.config)], capture_output=True, text=True,
+                            env=daemon.env, timeout=60)
+    assert second.returncode == 1 and "another mattectl" in second.stderr
+    assert daemon.stop() == 0
+
+
+def test_without_weights_the_daemon_starts_and_says_what_is_missing(tmp_path: Path,
+                                                                    small_photo: Path) -> None:
+    write_config(tmp_path, models=tmp_path / "no-models")
+    proc = DaemonProcess(tmp_path)
+    proc.launch()
+    try:
+        shutil.copyfile(small_photo, tmp_path / "in" / "a.jpg")
+        result = wait_for(lambda: (r := proc.cli("status", "--json")).returncode == 1 and r,
+                          timeout=60, what="a running but unhealthy daemon")
+        status = json.loads(result.stdout)
+        assert status["state"] == "running" and not status["healthy"]
+        assert "mattectl models pull u2netp" in status["folders"][0]["paused"]
+        wait_for(lambda: proc.jobs(), what="the photo to be queued")
+        assert proc.jobs()[0].status == JobStatus.QUEUED  # held, not failed, not lost
+        assert "mattectl models pull u2netp" in proc.log_text()
+    finally:
+        assert proc.stop() == 0

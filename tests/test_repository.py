@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mattectl.errors import InvalidTransitionError, JobNotFoundError, MattectlError
+from mattectl.jobs.status import JobStatus
+from mattectl.store.engine import SCHEMA_VERSION, migrate
+from mattectl.store.repository import JobRepository, JobResult, NewJob
+
+
+def new_job(n: int, folder: str = "studio") -> NewJob:
+    return NewJob(folder, Path(f"/in/{n}.jpg"), f"{n}.jpg", f"{n:064x}", 100 + n, 1_000 + n)
+
+
+def test_database_is_sqlite_in_wal_mode_with_a_schema_version(repo: JobRepository) -> None:
+    with repo.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        assert conn.execute(text("SELECT max(version) FROM schema_version")).scalar() \
+            == SCHEMA_VERSION
+    assert migrate(repo.engine) == SCHEMA_VERSION  # idempotent
+
+
+def test_newer_schema_is_refused(repo: JobRepository) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(text("INSERT INTO schema_version (version, applied_at) "
+                          "VALUES (:v, CURRENT_TIMESTAMP)"), {"v": SCHEMA_VERSION + 1})
+    with pytest.raises(MattectlError, match="newer than this mattectl"):
+        migrate(repo.engine)
+
+
+def test_same_content_in_the_same_folder_is_one_job(repo: JobRepository) -> None:
+    first, created = repo.add(new_job(1))
+    again, created_again = repo.add(new_job(1))
+    other_folder, created_other = repo.add(new_job(1, folder="other"))
+    assert created and not created_again and created_other
+    assert again.id == first.id != other_folder.id
+
+
+def test_lifecycle_and_timings(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    assert job.status == JobStatus.QUEUED and job.attempts == 0
+    claimed = repo.claim("host:1:w0", ["studio"])
+    assert claimed is not None and claimed.id == job.id
+    assert claimed.status == JobStatus.RUNNING and claimed.attempts == 1
+    assert repo.claim("host:1:w1", ["studio"]) is None
+    done = repo.finish(job.id, "host:1:w0", JobResult(
+        model="u2netp", device="cpu", output_path=Path("/out/1.png"), decode_ms=1.0,
+        inference_ms=2.0, encode_ms=3.0, db_ms=0.5, total_ms=7.0, width=4, height=3))
+    assert done.status == JobStatus.DONE
+    assert (done.model, done.device, done.inference_ms, done.output_path) == \
+        ("u2netp", "cpu", 2.0, Path("/out/1.png"))
+    assert done.finished_at is not None and done.finished_at.tzinfo is not None
+
+
+def test_transitions_outside_the_table_are_refused(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    with pytest.raises(InvalidTransitionError, match="queued -> done"):
+        repo.finish(job.id, "w", JobResult())
+    repo.claim("w", ["studio"])
+    with pytest.raises(InvalidTransitionError, match="claimed by w"):
+        repo.fail(job.id, "another-worker", "boom")
+    repo.fail(job.id, "w", "boom")
+    with pytest.raises(InvalidTransitionError):
+        repo.fail(job.id, "w", "again")
+    with pytest.raises(JobNotFoundError):
+        repo.get(999)
+
+
+def test_claim_only_from_active_folders_and_due_jobs(repo: JobRepository) -> None:
+    repo.add(new_job(1, folder="paused"))
+    repo.add(new_job(2))
+    assert repo.claim("w", ["elsewhere"]) is None
+    assert repo.claim("w", []) is None
+    claimed = repo.claim("w", ["studio"])
+    assert claimed is not None
+    repo.requeue(claimed.id, "w", "disk full", delay_s=3600)
+    assert repo.claim("w", ["studio"]) is None  # not due for an hour
+    assert repo.counts()["studio"] == {"queued": 1, "waiting": 1}
+
+
+def test_concurrent_claims_never_share_a_job(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    setup = JobRepository.open(db)
+    for n in range(60):
+        setup.add(new_job(n))
+    claimed: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        repo = JobRepository.open(db)  # its own engine, as another process would have
+        barrier.wait()
+        mine = claimed.setdefault(name, [])
+        while (job := repo.claim(name, ["studio"])) is not None:
+            mine.append(job.id)
+        repo.close()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_ids = [i for ids in claimed.values() for i in ids]
+    assert sorted(all_ids) == sorted(set(all_ids))
+    assert len(all_ids) == 60
+    setup.close()
+
+
+def test_reap_requeues_only_this_hosts_running_jobs(repo: JobRepository) -> None:
+    for n in range(3):
+        repo.add(new_job(n))
+    mine_old = repo.claim("studio-pc:100:w0", ["studio"])
+    other_host = repo.claim("other-pc:7:w0", ["studio"])
+    assert mine_old and other_host
+    assert repo.reap("studio-pc", max_attempts=3) == ([mine_old.id], [])
+    job = repo.get(mine_old.id)
+    assert job.status == JobStatus.QUEUED and job.attempts == 1  # the interrupted attempt counts
+    assert "left running by studio-pc:100:w0" in (job.error or "")
+    assert repo.get(other_host.id).status == JobStatus.RUNNING
+
+
+def test_a_job_that_keeps_killing_the_daemon_fails(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    for attempt in range(1, 4):
+        repo.claim(f"pc:{attempt}:w0", ["studio"])
+        requeued, failed = repo.reap("pc", max_attempts=3)
+        assert (requeued, failed) == (([job.id], []) if attempt < 3 else ([], [job.id]))
+    final = repo.get(job.id)
+    assert final.status == JobStatus.FAILED and "stopped during this job 3 times" in final.error
+
+
+def test_prune_deletes_only_old_finished_rows(repo: JobRepository) -> None:
+    from datetime import timedelta
+
+    from mattectl.store.models import utcnow
+
+    for n in range(3):
+        repo.add(new_job(n))
+    a = repo.claim("w", ["studio"])
+    repo.finish(a.id, "w", JobResult())
+    b = repo.claim("w", ["studio"])  # still running
+    assert repo.prune(utcnow() - timedelta(days=1)) == 0
+    assert repo.prune(utcnow() + timedelta(seconds=1)) == 1
+    assert {j.id for j in repo.list()} == {b.id, 3}
+
+
+def test_retry_failed_and_done(repo: JobRepository) -> None:
+    a, _ = repo.add(new_job(1))
+    b, _ = repo.add(new_job(2))
+    for _ in (a, b):
+        repo.claim("w", ["studio"])
+    repo.fail(a.id, "w", "corrupt")
+    repo.finish(b.id, "w", JobResult())
+    assert repo.retry_failed() == [a.id]
+    assert repo.get(a.id).status == JobStatus.QUEUED and repo.get(a.id).error is None
+    assert repo.retry(b.id).status == JobStatus.QUEUED
+
+
+def test_record_output_needs_the_claim(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    repo.claim("w", ["studio"])
+    repo.record_output(job.id, "w", Path("/out/1.png"))
+    assert repo.get(job.id).output_path == Path("/out/1.png")
+    with pytest.raises(InvalidTransitionError):
+        repo.record_output(job.id, "other", Path("/out/2.png"))
+
+
+def test_find_known_matches_path_size_and_mtime(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    assert repo.find_known("studio", Path("/in/1.jpg"), 101, 1001).id == job.id
+    assert repo.find_known("studio", Path("/in/1.jpg"), 101, 9999) is None
+
+
+def test_daemon_heartbeat_rows(repo: JobRepository) -> None:
+    repo.register_daemon("pc:1", "pc", 1, "0.1", {"paused": {}})
+    repo.heartbeat("pc:1", {"paused": {"a": "why"}})
+    [d] = repo.daemons()
+    assert d.info == {"paused": {"a": "why"}} and d.stopped_at is None
+    repo.daemon_stopped("pc:1")
+    assert repo.daemons()[0].stopped_at is not None

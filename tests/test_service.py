@@ -1,0 +1,153 @@
+"""`mattectl run` under systemd's protocols: readiness, status, watchdog, SIGTERM and SIGHUP."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mattectl.jobs.status import JobStatus
+
+from .daemon_process import DaemonProcess, write_config
+from .support import wait_for
+
+
+class NotifySocket:
+    """A listening notification socket, as systemd holds one; records every message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self.on_ready: list[object] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="notify-listener")
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for m in self.messages if m.startswith(prefix))
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    listener = NotifySocket(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def test_ready_status_watchdog_and_stopping(tmp_path: Path, notify: NotifySocket,
+                                            small_photo: Path) -> None:
+    write_config(tmp_path)
+    proc = DaemonProcess(tmp_path, env={"NOTIFY_SOCKET": str(notify.path),
+                                        "WATCHDOG_USEC": "1000000"})
+    proc.launch()
+    try:
+        wait_for(lambda: notify.count("READY=1"), timeout=60, what="READY=1")
+        # Ready means ready: the job log answers and the watchers run.
+        assert proc.cli("status").returncode == 0
+        assert (tmp_path / "state" / "jobs.sqlite3").exists()
+        ready = next(m for m in notify.messages if m.startswith("READY=1"))
+        assert "STATUS=idle; 0 queued" in ready
+        shutil.copyfile(small_photo, tmp_path / "in" / "a.jpg")
+        wait_for(lambda: (tmp_path / "out" / "a.png").exists(), timeout=60, what="the cutout")
+        wait_for(lambda: notify.count("WATCHDOG=1") >= 3, timeout=30, what="watchdog pings")
+        assert any(m.startswith("STATUS=") for m in notify.messages)
+    finally:
+        assert proc.stop() == 0
+    assert notify.count("STOPPING=1") == 1
+
+
+def test_sigterm_lets_the_running_job_finish(daemon: DaemonProcess,
+                                             human_photos: list[Path]) -> None:
+    daemon.start()
+    shutil.copyfile(human_photos[0], daemon.root / "in" / "a.jpg")
+    wait_for(lambda: any(j.status == JobStatus.RUNNING for j in daemon.jobs()), timeout=60,
+             what="the job to start")
+    assert daemon.stop(signal.SIGTERM) == 0
+    [job] = daemon.jobs()
+    assert job.status == JobStatus.DONE
+    assert job.output_path is not None and job.output_path.exists()
+
+
+def test_sigterm_past_the_grace_period_requeues(tmp_path: Path,
+                                                human_photos: list[Path]) -> None:
+    write_config(tmp_path, daemon="stop_grace_s = 0.0")
+    proc = DaemonProcess(tmp_path)
+    proc.start()
+    try:
+        for photo in human_photos[:3]:
+            shutil.copyfile(photo, tmp_path / "in" / photo.name)
+        wait_for(lambda: any(j.status == JobStatus.RUNNING for j in proc.jobs()), timeout=60,
+                 what="a running job")
+    finally:
+        assert proc.stop(signal.SIGTERM) == 0
+    jobs = proc.jobs()
+    interrupted = [j for j in jobs if j.error and "interrupted by a shutdown" in j.error]
+    assert interrupted and all(j.status == JobStatus.QUEUED for j in interrupted)
+    assert all(j.attempts == 0 for j in interrupted)  # a shutdown is not the photo's fault
+    assert not any(j.status == JobStatus.RUNNING for j in jobs)
+    proc.start()
+    try:
+        wait_for(lambda: all(j.status == JobStatus.DONE for j in proc.jobs()), timeout=120,
+                 what="every job done after the restart")
+    finally:
+        assert proc.stop() == 0
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == sorted(f"{p.stem}.png" for p in human_photos[:3])
+
+
+def test_sighup_reloads_without_losing_or_duplicating(daemon: DaemonProcess,
+                                                      human_photos: list[Path]) -> None:
+    daemon.start()
+    for photo in human_photos[:3]:
+        shutil.copyfile(photo, daemon.root / "in" / photo.name)
+    wait_for(lambda: daemon.jobs(), timeout=60, what="jobs to be queued")
+    (daemon.root / "in2").mkdir()
+    daemon.config.write_text(daemon.config.read_text() + """
+[[watch]]
+name = "second"
+input = "in2"
+output = "out2"
+stability_s = 0.5
+""")
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded: 2 folder(s)" in daemon.log_text(), timeout=60, what="the reload")
+    shutil.copyfile(human_photos[3], daemon.root / "in2" / "new.jpg")
+    jobs = wait_for(lambda: (js := daemon.jobs()) and len(js) == 4
+                    and all(j.status == JobStatus.DONE for j in js) and js,
+                    timeout=180, what="four finished jobs")
+    assert sorted(j.folder for j in jobs) == ["second", "studio", "studio", "studio"]
+    assert len(list((daemon.root / "out").iterdir())) == 3
+    assert [p.name for p in (daemon.root / "out2").iterdir()] == ["new.png"]
+
+    # A broken config is refused and the daemon carries on with the one it has.
+    good = daemon.config.read_text()
+    daemon.config.write_text(good + "\nbogus = 1\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in daemon.log_text(), timeout=60, what="the refusal")
+    shutil.copyfile(human_photos[4], daemon.root / "in2" / "after.jpg")
+    wait_for(lambda: (daemon.root / "out2" / "after.png").exists(), timeout=60,
+             what="a cutout made with the running config")
+    daemon.config.write_text(good)
+    assert daemon.cli("status").returncode == 0
+    assert daemon.stop() == 0

@@ -1,0 +1,112 @@
+"""The real u2netp weights through the real backend, against the published outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mattectl.backends.cache import ModelCache
+from mattectl.config import ModelsConfig, U2NetConfig
+from mattectl.errors import ModelUnavailableError
+
+from .support import SHARED, need
+
+OFFICIAL = SHARED / "data" / "u2net_official"
+REMBG = SHARED / "data" / "rembg_u2netp"
+
+
+def mask_of(path: Path) -> np.ndarray:
+    ref = np.asarray(Image.open(path))
+    if ref.ndim == 3:
+        ref = ref[:, :, 3] if ref.shape[2] == 4 else ref[:, :, 0]
+    return ref.astype(np.float64)
+
+
+def mean_abs_diffs(cache: ModelCache, pairs: list[tuple[Path, Path]]) -> dict[str, float]:
+    backend = cache.get("u2netp")
+    out = {}
+    for photo, reference in pairs:
+        rgb = np.asarray(Image.open(photo).convert("RGB"))
+        alpha = backend.predict(rgb)
+        assert alpha.shape == rgb.shape[:2] and alpha.dtype == np.float32
+        out[photo.name] = float(np.abs(np.round(alpha * 255) - mask_of(reference)).mean())
+    return out
+
+
+def assert_golden(diffs: dict[str, float]) -> None:
+    values = list(diffs.values())
+    assert np.median(values) <= 1.0, diffs
+    assert max(values) <= 10.0, diffs
+
+
+def test_reproduces_the_official_u2netp_results(shared_models: Path) -> None:
+    photos = sorted(need(OFFICIAL / "test_images").iterdir())
+    pairs = [(p, OFFICIAL / "u2netp_results" / f"{p.stem}.png") for p in photos]
+    cache = ModelCache(ModelsConfig(u2net=U2NetConfig(resample="official")), shared_models)
+    diffs = mean_abs_diffs(cache, pairs)
+    assert len(diffs) == 18
+    assert_golden(diffs)
+
+
+def test_reproduces_rembgs_u2netp_cutouts(shared_models: Path) -> None:
+    photos = sorted(need(REMBG).glob("*.jpg"))
+    pairs = [(p, p.with_name(f"{p.stem}.u2netp.png")) for p in photos]
+    cache = ModelCache(ModelsConfig(u2net=U2NetConfig(resample="lanczos")), shared_models)
+    diffs = mean_abs_diffs(cache, pairs)
+    assert len(diffs) == 4
+    assert_golden(diffs)
+
+
+def test_the_other_resampling_does_not_match_rembg(shared_models: Path) -> None:
+    """Guards the golden test's meaning: resampling choices really move the numbers."""
+    photos = sorted(need(REMBG).glob("*.jpg"))
+    pairs = [(p, p.with_name(f"{p.stem}.u2netp.png")) for p in photos]
+    cache = ModelCache(ModelsConfig(u2net=U2NetConfig(resample="official")), shared_models)
+    assert np.median(list(mean_abs_diffs(cache, pairs).values())) > 1.0
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
+    cache = ModelCache(ModelsConfig(), tmp_path / "models")
+    with pytest.raises(ModelUnavailableError, match="mattectl models pull u2netp"):
+        cache.get("u2netp")
+
+
+def test_corrupt_weights_are_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "u2netp"
+    folder.mkdir(parents=True)
+    (folder / "u2netp.pth").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    backend = ModelCache(ModelsConfig(), tmp_path / "models").get("u2netp")
+    with pytest.raises(ModelUnavailableError, match="truncated or corrupt"):
+        backend.load()
+
+
+def test_wrong_architecture_is_reported(shared_models: Path, tmp_path: Path) -> None:
+    cache = ModelCache(ModelsConfig(paths={"u2net": shared_models / "u2netp" /
+                                           "u2netp_bnfolded_fp16.pth"}), tmp_path)
+    with pytest.raises(ModelUnavailableError, match="not a u2net checkpoint"):
+        cache.get("u2net").load()
+
+
+def test_idle_models_are_unloaded(shared_models: Path) -> None:
+    cache = ModelCache(ModelsConfig(), shared_models)
+    backend = cache.get("u2netp")
+    backend.load()
+    assert cache.loaded() == {"u2netp": "cpu"}
+    assert cache.unload_idle(60.0, now=backend.last_used + 10) == []
+    assert cache.unload_idle(60.0, now=backend.last_used + 61) == ["u2netp"]
+    assert not backend.loaded
+    rgb = np.zeros((32, 48, 3), dtype=np.uint8)
+    assert backend.predict(rgb).shape == (32, 48)  # loads again on demand
+
+
+def test_importing_the_daemon_imports_no_framework() -> None:
+    code = ("import sys, mattectl.backends, mattectl.app, mattectl.cli.main; "
+            "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[1] / "daemon")
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,208 @@
+"""The worker with the real u2netp, real files and a real job log."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mattectl.backends.cache import ModelCache
+from mattectl.config import Settings
+from mattectl.jobs.pipeline import MattingPipeline
+from mattectl.jobs.status import JobStatus
+from mattectl.jobs.worker import JobWorker
+from mattectl.store.repository import Job, JobRepository, NewJob
+
+from .support import wait_for
+
+
+class Harness:
+    def __init__(self, settings: Settings, repo: JobRepository) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.watch = settings.watch[0]
+        self.changed: list[Path] = []
+        pipeline = MattingPipeline(ModelCache(settings.models, settings.models_dir),
+                                   max_pixels=settings.daemon.max_pixels)
+        self.worker = JobWorker("host:1:w0", repo, pipeline, settings,
+                                folders=lambda: [self.watch.name], wake=threading.Event(),
+                                on_input_changed=lambda folder, path: self.changed.append(path))
+
+    def drop(self, name: str, data: bytes) -> Job:
+        path = self.watch.input / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        st = path.stat()
+        job, _ = self.repo.add(NewJob(self.watch.name, path, name,
+                                      hashlib.sha256(data).hexdigest(), st.st_size,
+                                      st.st_mtime_ns))
+        return job
+
+    def run_all(self) -> list[Job]:
+        done = []
+        while (job := self.worker.run_once()) is not None:
+            done.append(job)
+        return done
+
+    def outputs(self) -> list[Path]:
+        return sorted(p for p in self.watch.output.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def make_harness(make_settings: Callable[..., Settings],
+                 repo: JobRepository) -> Callable[..., Harness]:
+    return lambda **watch: Harness(make_settings(watch={"name": "studio", **watch}), repo)
+
+
+def test_photo_becomes_a_complete_rgba_cutout(make_harness: Callable[..., Harness],
+                                               small_photo: Path) -> None:
+    h = make_harness()
+    job = h.drop("sub/portrait.jpg", small_photo.read_bytes())
+    [done] = h.run_all()
+    assert done.id == job.id and done.status == JobStatus.DONE, done.error
+    assert done.output_path == h.watch.output / "sub" / "portrait.png"
+    with Image.open(small_photo) as src, Image.open(done.output_path) as out:
+        assert out.mode == "RGBA" and out.size == src.size
+        rgba = np.asarray(out)
+        # The photo's own values wherever the cutout is opaque or transparent; semi-transparent
+        # edges carry the subject's estimated colour (clean_edges, issue 5).
+        solid = (rgba[:, :, 3] == 0) | (rgba[:, :, 3] == 255)
+        assert np.array_equal(rgba[:, :, :3][solid], np.asarray(src.convert("RGB"))[solid])
+    alpha = rgba[:, :, 3]
+    assert alpha.min() < 10 and alpha.max() > 245  # a subject and a background
+    assert done.model == "u2netp" and done.device == "cpu" and done.attempts == 1
+    for stage in (done.decode_ms, done.inference_ms, done.encode_ms, done.db_ms, done.total_ms):
+        assert stage is not None and stage > 0
+    assert (done.width, done.height) == Image.open(small_photo).size
+    assert (h.watch.input / "sub" / "portrait.jpg").exists()  # kept by default
+    assert [p.name for p in h.outputs()] == ["portrait.png"]  # no temporary file left
+
+
+def test_bad_inputs_fail_with_readable_errors_and_the_good_one_succeeds(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness()
+    data = small_photo.read_bytes()
+    h.drop("truncated.jpg", data[: len(data) // 2])
+    h.drop("empty.jpg", b"")
+    h.drop("text.jpg", b"this is not a photo, it is a note to the retoucher\n")
+    h.drop("good.jpg", data)
+    by_name = {j.rel_path: j for j in h.run_all()}
+    assert by_name["good.jpg"].status == JobStatus.DONE
+    assert "truncated" in by_name["truncated.jpg"].error
+    assert by_name["empty.jpg"].error == "empty.jpg: empty file (0 bytes)"
+    assert "not an image" in by_name["text.jpg"].error
+    for name in ("truncated.jpg", "empty.jpg", "text.jpg"):
+        assert by_name[name].status == JobStatus.FAILED
+        assert (h.watch.input / name).exists()  # never deleted
+    assert [p.name for p in h.outputs()] == ["good.png"]
+
+
+def test_originals_are_moved_on_success_and_failure(make_harness: Callable[..., Harness],
+                                                    small_photo: Path, tmp_path: Path) -> None:
+    h = make_harness(on_success="move", processed_dir="processed", on_failure="move",
+                     failed_dir="failed")
+    (tmp_path / "processed" / "day").mkdir(parents=True)
+    (tmp_path / "processed" / "day" / "ok.jpg").write_bytes(b"an older photo of the same name")
+    h.drop("day/ok.jpg", small_photo.read_bytes())
+    h.drop("bad.jpg", b"garbage")
+    jobs = {j.rel_path: j for j in h.run_all()}
+    moved = tmp_path / "processed" / "day" / "ok-1.jpg"  # never overwrites
+    assert jobs["day/ok.jpg"].input_path == moved and moved.read_bytes() == small_photo.read_bytes()
+    assert (tmp_path / "processed" / "day" / "ok.jpg").read_bytes() == \
+        b"an older photo of the same name"
+    assert jobs["bad.jpg"].input_path == tmp_path / "failed" / "bad.jpg"
+    assert h.repo.get(jobs["bad.jpg"].id).input_path == tmp_path / "failed" / "bad.jpg"
+    assert not (h.watch.input / "bad.jpg").exists()
+
+
+def test_collision_policies(make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness()
+    h.watch.output.mkdir(parents=True, exist_ok=True)
+    (h.watch.output / "a.png").write_bytes(b"someone else's file")
+    h.drop("a.jpg", small_photo.read_bytes())
+    [done] = h.run_all()
+    assert done.output_path == h.watch.output / "a-1.png"
+    assert (h.watch.output / "a.png").read_bytes() == b"someone else's file"
+    # Retrying the same job rewrites its own output instead of adding a-2.png.
+    h.repo.retry(done.id)
+    [again] = h.run_all()
+    assert again.output_path == done.output_path
+    assert len(h.outputs()) == 2
+
+
+def test_skip_policy_leaves_the_existing_file(make_harness: Callable[..., Harness],
+                                              small_photo: Path) -> None:
+    h = make_harness(on_collision="skip")
+    h.watch.output.mkdir(parents=True, exist_ok=True)
+    (h.watch.output / "a.png").write_bytes(b"keep me")
+    h.drop("a.jpg", small_photo.read_bytes())
+    [done] = h.run_all()
+    assert done.status == JobStatus.DONE and done.output_path is None
+    assert "already exists" in done.error
+    assert (h.watch.output / "a.png").read_bytes() == b"keep me"
+
+
+def test_input_replaced_after_queueing(make_harness: Callable[..., Harness],
+                                       small_photo: Path) -> None:
+    h = make_harness()
+    job = h.drop("swap.jpg", small_photo.read_bytes())
+    (h.watch.input / "swap.jpg").write_bytes(b"new content")
+    [failed] = h.run_all()
+    assert failed.status == JobStatus.FAILED and "changed after it was queued" in failed.error
+    assert h.changed == [job.input_path]  # handed back to the intake as new content
+    assert (h.watch.input / "swap.jpg").read_bytes() == b"new content"
+
+
+def test_input_deleted_after_queueing(make_harness: Callable[..., Harness],
+                                      small_photo: Path) -> None:
+    h = make_harness(on_failure="move", failed_dir="failed")
+    h.drop("gone.jpg", small_photo.read_bytes())
+    (h.watch.input / "gone.jpg").unlink()
+    [failed] = h.run_all()
+    assert failed.status == JobStatus.FAILED and "disappeared" in failed.error
+
+
+def test_unwritable_output_is_retried_then_fails(make_harness: Callable[..., Harness],
+                                                 small_photo: Path) -> None:
+    h = make_harness()
+    h.watch.output.parent.mkdir(parents=True, exist_ok=True)
+    h.watch.output.write_bytes(b"a file where the output folder should be")
+    job = h.drop("a.jpg", small_photo.read_bytes())
+    [first] = h.run_all()
+    assert first.status == JobStatus.QUEUED and "attempt 1 failed: cannot write" in first.error
+    assert first.available_at > first.updated_at  # waits before the next attempt
+    h.watch.output.unlink()  # the studio fixes the problem; the retry succeeds
+    done = _wait_until_done(h, job.id)
+    assert done.status == JobStatus.DONE and done.attempts == 2
+
+
+def _wait_until_done(h: Harness, job_id: int) -> Job:
+    return wait_for(lambda: h.run_all() and h.repo.get(job_id), what="the retry")
+
+
+def test_gives_up_after_max_attempts(make_harness: Callable[..., Harness],
+                                     small_photo: Path) -> None:
+    h = make_harness()
+    h.watch.output.parent.mkdir(parents=True, exist_ok=True)
+    h.watch.output.write_bytes(b"not a folder")
+    job = h.drop("a.jpg", small_photo.read_bytes())
+    final = wait_for(lambda: (h.run_all(), h.repo.get(job.id))[1].status == JobStatus.FAILED
+                     and h.repo.get(job.id), timeout=30, what="three attempts")
+    assert final.attempts == 3 and "gave up after 3 attempts" in final.error
+    assert (h.watch.input / "a.jpg").exists()
+
+
+def test_missing_model_is_retried_not_lost(make_settings: Callable[..., Settings],
+                                           repo: JobRepository, tmp_path: Path,
+                                           small_photo: Path) -> None:
+    settings = make_settings(watch={"name": "studio"}, models={"dir": str(tmp_path / "none")})
+    h = Harness(settings, repo)
+    h.drop("a.jpg", small_photo.read_bytes())
+    [job] = h.run_all()
+    assert job.status == JobStatus.QUEUED
+    assert "mattectl models pull u2netp" in job.error
