@@ -47,8 +47,8 @@ def test_rgba_converts_depth() -> None:
 
 def test_flatten_mixes_by_alpha() -> None:
     cut = Layers(np.array([[[200, 100, 0]] * 3], np.uint8), np.float32([[1.0, 0.5, 0.0]]))
-    np.testing.assert_array_equal(flatten(cut, (0, 0, 255)),
-                                  [[[200, 100, 0], [100, 50, 128], [0, 0, 255]]])
+    np.testing.assert_allclose(flatten(cut, (0, 0, 255)),
+                               [[[200, 100, 0], [100, 50, 127.5], [0, 0, 255]]], atol=0.5)
 
 
 def test_sizes_must_match() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from mattectl.imageio.edges import edge_band, foreground_at, refine_alpha
@@ -112,9 +113,12 @@ def rgba(cut: Layers, dtype: np.dtype) -> np.ndarray:
 
 def flatten(cut: Layers, background: tuple[int, int, int]) -> np.ndarray:
     """HxWx3 uint8: the cutout composited over a solid ``background`` colour."""
-    a = cut.alpha[:, :, None]
-    bg = np.asarray(background, np.float32) / 255
-    return quantise(_unit(cut.colour) * a + bg * (1 - a), np.dtype(np.uint8))
+    colour = cut.colour if cut.colour.dtype == np.uint8 else \
+        quantise(_unit(cut.colour), np.dtype(np.uint8))
+    behind = np.empty_like(colour)
+    behind[:] = background
+    # OpenCV's weighted blend: one pass in C++ (5x numpy's at 24 MP, scripts/bench_encode.py).
+    return cv2.blendLinear(colour, behind, cut.alpha, 1 - cut.alpha)
 
 
 def cutout_rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
