@@ -44,7 +44,10 @@ def _unit(values: np.ndarray) -> np.ndarray:
 def _sums(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     """HxWx4: the local means of ``values * weight`` (3 channels) and of ``weight``. Kept apart
     so that they can be interpolated before dividing (a mean over no weight is no colour)."""
-    return np.dstack([_box(values * weight[:, :, None], radius), _box(weight, radius)])
+    stack = np.empty((*weight.shape, 4), np.float32)
+    np.multiply(values, weight[:, :, None], out=stack[:, :, :3])
+    stack[:, :, 3] = weight
+    return _box(stack, radius)  # one 4-channel pass
 
 
 def _mean(sums: np.ndarray) -> np.ndarray:
