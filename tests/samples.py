@@ -145,3 +145,34 @@ def bomb_png(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def cmyk_profile() -> bytes:
+    """A small but valid CMYK output profile (lut8 A2B0, Lab PCS) whose colours are the naive
+    ones (cyan ink = sRGB cyan...), so a conversion through LittleCMS can be checked."""
+    from PIL import ImageCms
+
+    corners = [(c, m, y, k) for c in (0, 1) for m in (0, 1) for y in (0, 1) for k in (0, 1)]
+    rgb = np.array([[[round(255 * (1 - c) * (1 - k)), round(255 * (1 - m) * (1 - k)),
+                      round(255 * (1 - y) * (1 - k))] for c, m, y, k in corners]], np.uint8)
+    to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"),
+                                     ImageCms.createProfile("LAB"), "RGB", "LAB")
+    lab = np.asarray(ImageCms.applyTransform(Image.fromarray(rgb, "RGB"), to_lab))[0].copy()
+    lab[:, 1:] ^= 0x80  # Pillow keeps a* and b* as signed bytes; ICC's lut8 offsets them by 128
+    identity = bytes(range(256))
+    lut = (b"mft1\0\0\0\0" + bytes([4, 3, 2, 0])
+           + b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + identity * 4 + lab.astype(np.uint8).tobytes() + identity * 3)
+    tags = [(b"desc", _desc("Test CMYK")), (b"cprt", b"text\0\0\0\0test profile\0"),
+            (b"wtpt", _xyz(D50)), (b"A2B0", lut)]
+    table_size = 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, payload in tags:
+        payload += b"\0" * (-len(payload) % 4)
+        table += sig + struct.pack(">II", 128 + table_size + len(data), len(payload))
+        data += payload
+    header = (struct.pack(">I", 128 + table_size + len(data)) + b"lcms"
+              + struct.pack(">I", 0x02100000) + b"prtr" + b"CMYK" + b"Lab "
+              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 28
+              + b"".join(_s15(v) for v in D50) + b"\0" * 4)
+    return header + b"\0" * (128 - len(header)) + table + data

@@ -141,6 +141,23 @@ def test_cmyk_jpeg_and_tiff_without_profile_are_converted() -> None:
         np.testing.assert_allclose(image.pixels[4, 9], (255, 0, 0), atol=8)
 
 
+def test_cmyk_with_a_profile_is_converted_through_it_and_tagged_srgb() -> None:
+    cmyk = np.zeros((8, 12, 4), np.uint8)
+    cmyk[:, :6] = (255, 0, 0, 0)  # cyan
+    cmyk[:, 6:] = (0, 255, 255, 0)  # red
+    cmyk[0] = (0, 0, 0, 255)  # black ink
+    img = Image.fromarray(cmyk, "CMYK")
+    profile = samples.cmyk_profile()
+    for fmt, params in (("JPEG", {"quality": 95}), ("TIFF", {})):
+        data = samples.encode(img, fmt, icc_profile=profile, **params)
+        image = decode(data, name=f"print.{fmt.lower()}", max_pixels=LIMIT)
+        assert image.icc_profile == srgb_profile()
+        np.testing.assert_allclose(image.pixels[4, 2], (0, 255, 255), atol=6)
+        np.testing.assert_allclose(image.pixels[4, 9], (255, 0, 0), atol=6)
+        np.testing.assert_allclose(image.pixels[0, 5], (0, 0, 0), atol=6)
+        np.testing.assert_array_equal(image.rgb, image.pixels)  # already sRGB
+
+
 def test_palette_with_transparency_and_rgba_keep_their_alpha() -> None:
     rgba = np.zeros((10, 10, 4), np.uint8)
     rgba[:, :5] = (200, 20, 20, 255)

@@ -141,7 +141,10 @@ def _pixels(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None,
         img = img.convert("RGB")
     mode = img.mode
     if mode.startswith("I;16") or mode == "I":
-        return _gray16(img), None, None if space == "GRAY" else profile
+        if space == "GRAY":  # LittleCMS via Pillow converts 8 bits only: keep the 16 bits
+            logger.warning("%s: 16-bit grey ICC profile left out (values kept as they are)",
+                           name)
+        return _gray16(img), None, profile if space == "RGB" else None
     if mode == "F":
         raise InputError(f"{name}: 32-bit floating-point images are not supported")
     alpha = _alpha_of(img) if mode in ("RGBA", "LA") else None
