@@ -38,7 +38,8 @@ def jpeg_source() -> DecodedImage:
     upright = samples.pattern(60, 40)
     stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
     data = samples.encode(stored, "JPEG", quality=97, subsampling=0, icc_profile=PROFILE,
-                          exif=samples.exif_bytes(6, pixel_size=(40, 60)), xmp=samples.xmp())
+                          exif=samples.exif_bytes(6, pixel_size=(40, 60)), xmp=samples.xmp(),
+                          dpi=(300, 300))
     data = with_iptc(data, samples.iptc())
     return decode(data, name="camera.jpg", max_pixels=LIMIT)
 
@@ -89,7 +90,7 @@ def test_png_keeps_pixels_profile_exif_and_xmp(jpeg_source: DecodedImage) -> Non
     assert 'tiff:Orientation="1"' in xmp
     assert "(c) XMP rights" in xmp
     kinds = png_chunks(out.data)
-    assert kinds[:4] == [b"IHDR", b"iCCP", b"eXIf", b"iTXt"]
+    assert kinds[:5] == [b"IHDR", b"iCCP", b"pHYs", b"eXIf", b"iTXt"]
     assert kinds[-1] == b"IEND"
     assert b"sRGB" not in kinds  # iCCP and sRGB must not both be present
 
@@ -222,6 +223,14 @@ def test_input_alpha_multiplies_the_models(clean_edges: bool) -> None:
     result = np.asarray(Image.open(io.BytesIO(out.data)))
     np.testing.assert_array_equal(result[:, :40, 3], 255)
     np.testing.assert_array_equal(result[:, 40:, 3], 0)  # stays transparent
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.PNG, OutputFormat.TIFF, OutputFormat.JPEG,
+                                 OutputFormat.MATTE])
+def test_print_resolution_is_kept(jpeg_source: DecodedImage, fmt: OutputFormat) -> None:
+    out = render(jpeg_source, alpha_for(40, 60), replace(PLAIN, format=fmt))
+    dpi = Image.open(io.BytesIO(out.data)).info["dpi"]
+    np.testing.assert_allclose([float(d) for d in dpi], (300, 300), atol=0.01)
 
 
 def test_untagged_source_gets_no_invented_profile() -> None:

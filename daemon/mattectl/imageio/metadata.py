@@ -37,6 +37,7 @@ class Metadata:
     exif: bytes | None = None  # b"Exif\0\0" + TIFF structure
     xmp: bytes | None = None  # the XMP packet
     iptc: bytes | None = None  # raw IPTC-IIM records
+    dpi: tuple[float, float] | None = None  # print resolution (JFIF, pHYs, TIFF)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,17 @@ class Rights:
 
 def read_metadata(img: Image.Image) -> Metadata:
     """Whatever EXIF, XMP and IPTC the opened image carries (a broken block is left out)."""
-    return Metadata(exif=_read_exif(img), xmp=_read_xmp(img), iptc=_read_iptc(img))
+    return Metadata(exif=_read_exif(img), xmp=_read_xmp(img), iptc=_read_iptc(img),
+                    dpi=_read_dpi(img))
+
+
+def _read_dpi(img: Image.Image) -> tuple[float, float] | None:
+    dpi = img.info.get("dpi")
+    try:
+        x, y = float(dpi[0]), float(dpi[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
 
 
 def _read_exif(img: Image.Image) -> bytes | None:

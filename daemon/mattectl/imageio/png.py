@@ -57,11 +57,19 @@ def xmp_chunk(xmp: bytes) -> bytes:
     return chunk(b"iTXt", XMP_KEYWORD + b"\0\0\0\0\0" + xmp)
 
 
+def phys_chunk(dpi: tuple[float, float]) -> bytes:
+    """pHYs: pixels per metre, which is how PNG states a print resolution."""
+    per_metre = [max(1, round(d / 0.0254)) for d in dpi]
+    return chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1))
+
+
 def metadata_chunks(*, icc_profile: bytes | None = None, exif: bytes | None = None,
-                    xmp: bytes | None = None) -> bytes:
+                    xmp: bytes | None = None, dpi: tuple[float, float] | None = None) -> bytes:
     parts = []
     if icc_profile:
         parts.append(iccp_chunk(icc_profile))
+    if dpi:
+        parts.append(phys_chunk(dpi))
     if exif:
         parts.append(exif_chunk(exif))
     if xmp:
@@ -104,7 +112,7 @@ def _zlib_png(pixels: np.ndarray) -> bytes:
 
 
 def encode_png(pixels: np.ndarray, *, icc_profile: bytes | None = None, exif: bytes | None = None,
-               xmp: bytes | None = None) -> bytes:
+               xmp: bytes | None = None, dpi: tuple[float, float] | None = None) -> bytes:
     """``HxW`` (gray), ``HxWx2`` (gray+alpha), ``HxWx3`` (RGB) or ``HxWx4`` (RGBA), uint8 or
     uint16 -> PNG bytes of the same layout and depth, with the metadata given."""
     if pixels.dtype not in (np.uint8, np.uint16) or not (
@@ -117,7 +125,7 @@ def encode_png(pixels: np.ndarray, *, icc_profile: bytes | None = None, exif: by
         data = fpng.from_ndarray(pixels)
     else:
         data = _zlib_png(pixels)
-    extra = metadata_chunks(icc_profile=icc_profile, exif=exif, xmp=xmp)
+    extra = metadata_chunks(icc_profile=icc_profile, exif=exif, xmp=xmp, dpi=dpi)
     return data[:_IHDR_END] + extra + data[_IHDR_END:] if extra else data
 
 

@@ -72,7 +72,8 @@ def _exif_tags(exif: bytes | None) -> dict[int, object]:
 
 def _ifd(pixels: np.ndarray, offsets: list[int], counts: list[int], rows_per_strip: int, *,
          compress: bool, icc_profile: bytes | None, exif: bytes | None, xmp: bytes | None,
-         iptc: bytes | None) -> TiffImagePlugin.ImageFileDirectory_v2:
+         iptc: bytes | None,
+         dpi: tuple[float, float] | None) -> TiffImagePlugin.ImageFileDirectory_v2:
     height, width = pixels.shape[:2]
     samples = 1 if pixels.ndim == 2 else pixels.shape[2]
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
@@ -90,8 +91,9 @@ def _ifd(pixels: np.ndarray, offsets: list[int], counts: list[int], rows_per_str
         structure.append((317, 2, SHORT))
     if samples in (2, 4):
         structure.append((338, (2,), SHORT))  # unassociated alpha
-    if 282 not in ifd:
-        structure += [(282, 72.0, 5), (283, 72.0, 5), (296, 2, SHORT)]
+    if dpi or 282 not in ifd:
+        x_dpi, y_dpi = dpi or (72.0, 72.0)
+        structure += [(282, float(x_dpi), 5), (283, float(y_dpi), 5), (296, 2, SHORT)]
     if icc_profile:
         structure.append((34675, icc_profile, UNDEFINED))
     if xmp:
@@ -109,7 +111,7 @@ def _ifd(pixels: np.ndarray, offsets: list[int], counts: list[int], rows_per_str
 def encode_tiff(pixels: np.ndarray, *, compress: bool | None = None,
                 icc_profile: bytes | None = None,
                 exif: bytes | None = None, xmp: bytes | None = None,
-                iptc: bytes | None = None) -> bytes:
+                iptc: bytes | None = None, dpi: tuple[float, float] | None = None) -> bytes:
     """``HxW``, ``HxWx2``, ``HxWx3`` or ``HxWx4`` (gray, gray+alpha, RGB, RGBA; uint8 or uint16)
     -> TIFF bytes of the same layout and depth. ``exif`` is as Pillow writes it (``Exif\\0\\0``
     + TIFF); its descriptive tags and sub-IFDs are carried, its orientation is set to 1.
@@ -127,6 +129,6 @@ def encode_tiff(pixels: np.ndarray, *, compress: bool | None = None,
         offsets.append(position)
         position += len(strip) + (len(strip) & 1)  # word-aligned, as TIFF recommends
     ifd = _ifd(pixels, offsets, [len(s) for s in strips], rows_per_strip, compress=compress,
-               icc_profile=icc_profile, exif=exif, xmp=xmp, iptc=iptc)
+               icc_profile=icc_profile, exif=exif, xmp=xmp, iptc=iptc, dpi=dpi)
     head = b"II*\0" + struct.pack("<I", 8) + ifd.tobytes(8)
     return head + b"".join(s + b"\0" * (len(s) & 1) for s in strips)

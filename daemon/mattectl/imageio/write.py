@@ -54,18 +54,20 @@ def encode(cut: Layers, options: OutputOptions, *, icc_profile: bytes | None,
                      else np.uint8)
     if fmt is OutputFormat.PNG:
         return encode_png(rgba(cut, depth), icc_profile=icc_profile, exif=meta.exif,
-                          xmp=meta.xmp)
+                          xmp=meta.xmp, dpi=meta.dpi)
     if fmt is OutputFormat.TIFF:
         return encode_tiff(rgba(cut, depth), icc_profile=icc_profile, exif=meta.exif,
-                           xmp=meta.xmp, iptc=meta.iptc)
+                           xmp=meta.xmp, iptc=meta.iptc, dpi=meta.dpi)
     if fmt is OutputFormat.MATTE:  # coverage, not colour: no ICC profile
-        return encode_png(quantise(cut.alpha, depth), exif=meta.exif, xmp=meta.xmp)
+        return encode_png(quantise(cut.alpha, depth), exif=meta.exif, xmp=meta.xmp,
+                          dpi=meta.dpi)
     if fmt is OutputFormat.WEBP:
         return _pillow(Image.fromarray(rgba(cut, np.dtype(np.uint8)), "RGBA"), "WEBP", meta,
                        icc_profile, lossless=True, quality=WEBP_EFFORT, method=WEBP_METHOD)
     quality = options.jpeg_quality
     jpeg = _pillow(Image.fromarray(flatten(cut, options.background), "RGB"), "JPEG", meta,
-                   icc_profile, quality=quality, subsampling=0 if quality >= 90 else 2)
+                   icc_profile, quality=quality, subsampling=0 if quality >= 90 else 2,
+                   dpi=meta.dpi or (72, 72))
     return with_iptc(jpeg, meta.iptc) if meta.iptc else jpeg
 
 
