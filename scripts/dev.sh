@@ -11,6 +11,19 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
+# Debian packages the tests use; installed when missing and we may (root with apt-get).
+system_packages() {
+    local missing=()
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing ${missing[*]} (for the tests)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "warning: ${missing[*]} missing; the tests that need them will skip" >&2
+    fi
+}
+
 setup() {
     if [ ! -x "$VENV/bin/python" ]; then
         echo "creating $VENV" >&2
@@ -41,6 +54,7 @@ case "${1:-}" in
         ;;
     test)
         setup
+        system_packages
         shift
         "$VENV/bin/ruff" check daemon tests
         exec "$VENV/bin/python" -m pytest "$@"

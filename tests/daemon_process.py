@@ -44,8 +44,10 @@ def write_config(root: Path, models: Path | None = None, *, daemon: str = "",
 
 
 class DaemonProcess:
-    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None,
+                 prefix: list[str] | None = None) -> None:
         self.root = root
+        self.prefix = prefix or []  # e.g. setpriv, to drop capabilities
         self.config = root / "mattectl.toml"
         self.proc: subprocess.Popen[str] | None = None
         self.env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "daemon"), **(env or {})}
@@ -54,7 +56,7 @@ class DaemonProcess:
         """Start ``mattectl run`` without waiting for it."""
         self.log = (self.root / "daemon.log").open("a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mattectl", "run", "--config", str(self.config)],
+            [*self.prefix, sys.executable, "-m", "mattectl", "run", "--config", str(self.config)],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env, text=True)
         return self.proc
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mattectl.config import Settings
-from mattectl.errors import InputError
+from mattectl.errors import ConfigError, InputError
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.jobs.naming import output_path
 
@@ -47,7 +47,10 @@ def test_a_rule_choosing_another_format_swaps_the_extension(
                                       "{stem}/../../x"])
 def test_names_never_leave_the_output_root(make_settings: Callable[..., Settings],
                                            template: str) -> None:
-    watch = make_settings(watch={"output_template": template}).watch[0]
+    with pytest.raises(ConfigError, match="output_template"):
+        make_settings(watch={"output_template": template})
+    # And if such a template got past the config (a rule's, say), naming still refuses it.
+    watch = make_settings().watch[0].model_copy(update={"output_template": template})
     with pytest.raises(InputError, match="would land outside"):
         output_path(watch, "photo.jpg", "m", DAY)
 

@@ -182,3 +182,12 @@ def test_daemon_heartbeat_rows(repo: JobRepository) -> None:
     assert d.info == {"paused": {"a": "why"}} and d.stopped_at is None
     repo.daemon_stopped("pc:1")
     assert repo.daemons()[0].stopped_at is not None
+
+
+def test_jobs_tried_before_wait_behind_fresh_ones(repo: JobRepository) -> None:
+    first, _ = repo.add(new_job(1))
+    repo.claim("pc:1:w0", ["studio"])
+    repo.reap("pc", max_attempts=3)  # interrupted once: back in the queue with attempts=1
+    second, _ = repo.add(new_job(2))
+    assert repo.claim("pc:2:w0", ["studio"]).id == second.id
+    assert repo.claim("pc:2:w0", ["studio"]).id == first.id

@@ -206,3 +206,17 @@ def test_missing_model_is_retried_not_lost(make_settings: Callable[..., Settings
     [job] = h.run_all()
     assert job.status == JobStatus.QUEUED
     assert "mattectl models pull u2netp" in job.error
+
+
+def test_a_symlinked_output_folder_cannot_lead_outside(make_harness: Callable[..., Harness],
+                                                       small_photo: Path,
+                                                       tmp_path: Path) -> None:
+    h = make_harness()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    h.watch.output.mkdir(parents=True, exist_ok=True)
+    (h.watch.output / "client").symlink_to(elsewhere)
+    h.drop("client/a.jpg", small_photo.read_bytes())
+    [job] = h.run_all()
+    assert job.status == JobStatus.FAILED and "leads outside" in job.error
+    assert list(elsewhere.iterdir()) == []

@@ -251,6 +251,10 @@ class WatchConfig(_Strict):
             raise ValueError(f"bad template ({exc}); fields: {', '.join(TEMPLATE_FIELDS)}") from exc
         if not rendered.strip(". "):
             raise ValueError("the template renders an empty file name")
+        parts = Path(rendered).parts
+        if Path(rendered).is_absolute() or ".." in parts:
+            raise ValueError("the output name must stay inside the output folder (no '..', "
+                             "no absolute path)")
         return value
 
 

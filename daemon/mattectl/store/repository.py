@@ -220,17 +220,19 @@ class JobRepository:
         return Job.from_row(row)
 
     def claim(self, worker_id: str, folders: Collection[str]) -> Job | None:
-        """Atomically take the oldest queued job that is due, or None."""
+        """Atomically take the next queued job that is due (fewest attempts, then oldest)."""
         if not folders:
             return None
         for _ in range(5):  # another worker may win the conditional UPDATE: take the next one
             with self._sessions.begin() as session:
                 now = utcnow()
+                # Fresh jobs first: one that was interrupted or failed before (possibly the
+                # photo that crashed the daemon) waits behind them instead of blocking them.
                 job_id = session.scalar(
                     select(JobRow.id).where(
                         JobRow.status == JobStatus.QUEUED, JobRow.available_at <= now,
                         JobRow.folder.in_(list(folders)),
-                    ).order_by(JobRow.id).limit(1))
+                    ).order_by(JobRow.attempts, JobRow.id).limit(1))
                 if job_id is None:
                     return None
                 try:

@@ -210,10 +210,15 @@ class Intake:
             return None
         if ignore_reason(rel, f.watch.extensions) is not None:
             return None
-        if path.is_symlink() and not inside(path, f.watch.input):
-            self._warn_once(str(path), "ignored %s: a symbolic link that points outside %s",
-                            path, f.watch.input)
-            return None
+        if path.is_symlink():
+            if not path.exists():
+                self._warn_once(str(path), "ignored %s: a symbolic link to nothing, or a loop",
+                                path)
+                return None
+            if not inside(path, f.watch.input):
+                self._warn_once(str(path), "ignored %s: a symbolic link that points outside %s",
+                                path, f.watch.input)
+                return None
         return rel.as_posix()
 
     def _consider(self, f: _Folder, path: Path, now: float) -> None:

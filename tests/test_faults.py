@@ -1,0 +1,247 @@
+"""Faults a studio machine meets over months, each reproduced for real."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mattectl.app import Daemon
+from mattectl.config import Settings
+from mattectl.fsutil import is_temp
+from mattectl.jobs.status import JobStatus
+from mattectl.store import engine as store_engine
+
+from .daemon_process import DaemonProcess, write_config
+from .support import AS_ROOT, wait_for
+from .tiny_backend import GATE
+
+FINISHED = (JobStatus.DONE, JobStatus.FAILED)
+
+
+def small_variants(photos: list[Path], count: int, folder: Path, seed: int = 7) -> list[Path]:
+    """``count`` distinct small JPEGs cut from real photos (crops, flips, sizes differ)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    sources = [Image.open(p).convert("RGB") for p in photos]
+    for i in range(count):
+        img = sources[i % len(sources)]
+        w, h = img.size
+        cw, ch = int(w * rng.uniform(0.5, 1.0)), int(h * rng.uniform(0.5, 1.0))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        crop = img.crop((x, y, x + cw, y + ch)).resize((96, max(16, 96 * ch // cw)))
+        if i % 2:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        path = folder / f"flood-{i:03d}.jpg"
+        crop.save(path, quality=90)
+        out.append(path)
+    return out
+
+
+def assert_one_outcome_each(root: Path, inputs: list[Path], jobs: list) -> None:
+    by_name = {j.rel_path: j for j in jobs}
+    assert sorted(by_name) == sorted(p.name for p in inputs), "an input was lost or duplicated"
+    assert len(jobs) == len(inputs)
+    outputs = sorted((root / "out").iterdir())
+    assert not [p for p in outputs if is_temp(p)], "a partial file was left in the output"
+    done = [j for j in jobs if j.status == JobStatus.DONE]
+    assert sorted(p.name for p in outputs) == sorted(f"{Path(j.rel_path).stem}.png" for j in done)
+    for job in done:
+        with Image.open(job.output_path) as img:
+            img.load()  # complete, decodable
+            assert img.mode == "RGBA"
+    for job in jobs:
+        assert job.status in FINISHED and (job.status == JobStatus.DONE or job.error)
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_at_random_moments_during_a_flood(tmp_path: Path,
+                                                  human_photos: list[Path]) -> None:
+    write_config(tmp_path)
+    staged = small_variants(human_photos, 200, tmp_path / "staged")
+    proc = DaemonProcess(tmp_path)
+    rng = random.Random(11)
+    proc.start()
+    for path in staged:  # the flood arrives while the daemon runs
+        path.rename(tmp_path / "in" / path.name)
+    kills = 0
+    try:
+        for _ in range(3):
+            threading.Event().wait(rng.uniform(2.0, 8.0))  # a random moment
+            assert proc.stop(signal.SIGKILL) == -signal.SIGKILL
+            kills += 1
+            proc.start()
+        jobs = wait_for(lambda: (js := proc.jobs()) and len(js) == 200
+                        and all(j.status in FINISHED for j in js) and js,
+                        timeout=600, interval=1.0, what="every job to end")
+    finally:
+        proc.kill_if_running()
+    assert kills == 3
+    inputs = sorted((tmp_path / "in").iterdir())
+    assert len(inputs) == 200  # originals kept
+    assert_one_outcome_each(tmp_path, inputs, jobs)
+    assert sum(j.status == JobStatus.DONE for j in jobs) >= 195  # fails only if killed 3 times
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    mounted: list[Path] = []
+
+    def mount(folder: Path, *options: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs",
+                                 str(folder)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()}); "
+                        "this test needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def unmount(folder: Path) -> None:
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    (("size=16k",), "No space left on device"),
+    (("size=1m", "ro"), "Read-only file system"),
+])
+def test_full_or_unwritable_output_is_retried_on_its_own(
+        make_settings: Callable[..., Settings], small_tmpfs: Callable[..., Path],
+        small_photo: Path, tmp_path: Path, options: tuple[str, ...], reason: str) -> None:
+    if not AS_ROOT:
+        pytest.skip("mounting a small filesystem needs root")
+    settings = make_settings(watch={"name": "studio", "stability_s": 0.1},
+                             daemon={"retry_delay_s": 1.0, "max_attempts": 5})
+    small_tmpfs(settings.watch[0].output, *options)
+    daemon = Daemon(settings)
+    daemon.start()
+    try:
+        photo = settings.watch[0].input / "a.jpg"
+        photo.write_bytes(small_photo.read_bytes())
+        digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+        job = wait_for(lambda: (js := daemon.repo.list()) and js[0].error and js[0],
+                       timeout=60, what="the failed write")
+        assert job.status == JobStatus.QUEUED and reason in job.error
+        assert hashlib.sha256(photo.read_bytes()).hexdigest() == digest  # untouched
+        assert [p for p in settings.watch[0].output.iterdir()] == []  # nothing partial
+        unmount(settings.watch[0].output)  # space is freed / the share is writable again
+        done = wait_for(lambda: (j := daemon.repo.get(job.id)).status == JobStatus.DONE and j,
+                        timeout=60, what="the retry on its own")
+        assert done.attempts >= 2 and done.output_path.exists()
+    finally:
+        daemon.stop()
+
+
+def test_job_log_locked_by_a_long_reader_and_a_writer(
+        make_settings: Callable[..., Settings], tiny_models: Path,
+        monkeypatch: pytest.MonkeyPatch, small_photo: Path) -> None:
+    # A short busy timeout, so the writer's lock outlasts it and the retry paths run.
+    monkeypatch.setattr(store_engine, "BUSY_TIMEOUT_MS", 200)
+    settings = make_settings(watch={"name": "studio", "model": "tiny", "stability_s": 0.1},
+                             models={"dir": str(tiny_models)})
+    daemon = Daemon(settings)
+    daemon.start()
+    db = settings.database_path
+    try:
+        reader = sqlite3.connect(db)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM jobs").fetchone()  # a snapshot held open
+        for i in range(5):
+            (settings.watch[0].input / f"r{i}.jpg").write_bytes(small_photo.read_bytes()
+                                                                + bytes([i]))
+        wait_for(lambda: sum(j.status == JobStatus.DONE for j in daemon.repo.list()) == 5,
+                 timeout=60, what="jobs done while a reader holds the database")
+        writer = sqlite3.connect(db, timeout=0)
+        writer.execute("BEGIN IMMEDIATE")  # someone's sqlite3 shell with a write open
+        for i in range(5):
+            (settings.watch[0].input / f"w{i}.jpg").write_bytes(small_photo.read_bytes()
+                                                                + bytes([100 + i]))
+        threading.Event().wait(3.0)  # the lock outlasts the busy timeout many times over
+        writer.rollback()
+        writer.close()
+        reader.rollback()
+        reader.close()
+        jobs = wait_for(lambda: (js := daemon.repo.list()) and len(js) == 10
+                        and all(j.status == JobStatus.DONE for j in js) and js,
+                        timeout=60, what="every job done once the lock is gone")
+        assert len({j.input_hash for j in jobs}) == 10
+        assert daemon.health() is None
+    finally:
+        daemon.stop()
+
+
+def test_input_deleted_or_replaced_before_processing(
+        make_settings: Callable[..., Settings], tiny_models: Path, small_photo: Path) -> None:
+    settings = make_settings(watch={"name": "studio", "model": "gated", "stability_s": 0.1},
+                             models={"dir": str(tiny_models)})
+    inbox = settings.watch[0].input
+    daemon = Daemon(settings)
+    daemon.start()
+    try:
+        data = small_photo.read_bytes()
+        for name, extra in (("first.jpg", b"1"), ("deleted.jpg", b"2"), ("replaced.jpg", b"3")):
+            (inbox / name).write_bytes(data + extra)
+        wait_for(lambda: len(daemon.repo.list()) == 3, what="three queued jobs")
+        # The worker is stuck in the model with the first photo; meanwhile:
+        (inbox / "deleted.jpg").unlink()
+        (inbox / "replaced.jpg").write_bytes(data + b"new content")
+        GATE.set()
+        jobs = wait_for(lambda: (js := daemon.repo.list()) and len(js) == 4
+                        and all(j.status in FINISHED for j in js) and js,
+                        timeout=60, what="every job to end")
+        by = {(j.rel_path, j.status): j for j in jobs}
+        assert "disappeared" in by[("deleted.jpg", JobStatus.FAILED)].error
+        assert "changed after it was queued" in by[("replaced.jpg", JobStatus.FAILED)].error
+        redo = by[("replaced.jpg", JobStatus.DONE)]  # the new content, as a job of its own
+        assert redo.input_hash == hashlib.sha256(data + b"new content").hexdigest()
+        assert (inbox / "replaced.jpg").read_bytes() == data + b"new content"
+    finally:
+        GATE.set()
+        daemon.stop()
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_flood_of_a_thousand_files_keeps_memory_flat(
+        make_settings: Callable[..., Settings], tiny_models: Path, human_photos: list[Path],
+        tmp_path: Path) -> None:
+    settings = make_settings(watch={"name": "studio", "model": "tiny", "stability_s": 0.2},
+                             models={"dir": str(tiny_models)})
+    warm = small_variants(human_photos, 50, tmp_path / "warm")
+    flood = small_variants(human_photos, 1000, tmp_path / "flood", seed=8)
+    daemon = Daemon(settings)
+    daemon.start()
+    try:
+        for path in warm:
+            path.rename(settings.watch[0].input / path.name)
+        wait_for(lambda: daemon.repo.counts().get("studio", {}).get("done") == 50,
+                 timeout=120, what="the warm-up")
+        before = rss_mb()
+        for path in flood:
+            path.rename(settings.watch[0].input / f"x{path.name}")
+        wait_for(lambda: daemon.repo.counts().get("studio", {}).get("done") == 1050,
+                 timeout=280, interval=0.5, what="the flood")
+        after = rss_mb()
+    finally:
+        daemon.stop()
+    print(f"\nresident memory: {before:.0f} MB after warm-up, {after:.0f} MB after 1000 files")
+    assert after - before < 50, f"memory grew from {before:.0f} MB to {after:.0f} MB"
