@@ -40,7 +40,7 @@ setup() {
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # torch first, so that the project's "torch>=2.3" is already met by the build chosen here.
     "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-    "$VENV/bin/python" -m pip install -q -e ".[bshm,dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[bshm,dev,heic]"
     echo "$want" > "$stamp"
 }
 

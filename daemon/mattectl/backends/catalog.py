@@ -19,17 +19,20 @@ class ModelSpec:
     filename: str  # canonical weight file name inside <models_dir>/<name>/
     framework: str  # importable module the backend needs
     suffixes: tuple[str, ...] = (".pth",)
+    # The side of the square the model sees; None when it works at the photo's own size.
+    # An alpha enlarged from it is refined against the photo (mattectl.imageio.edges).
+    input_size: int | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("u2netp", "u2net", "u2netp", "U²-NetP, 1.1 M parameters: fast, small subjects",
-                  "u2netp.pth", "torch"),
+                  "u2netp.pth", "torch", input_size=320),
         ModelSpec("u2net", "u2net", "u2net", "U²-Net, 44 M parameters: general salient objects",
-                  "u2net.pth", "torch"),
+                  "u2net.pth", "torch", input_size=320),
         ModelSpec("u2net_human_seg", "u2net", "u2net", "U²-Net trained on people",
-                  "u2net_human_seg.pth", "torch"),
+                  "u2net_human_seg.pth", "torch", input_size=320),
     )
 }
 

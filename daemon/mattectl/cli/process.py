@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from mattectl.backends.cache import ModelCache
 from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
 from mattectl.config import DEFAULT_EXTENSIONS
 from mattectl.errors import ExitCode, MattectlError, ModelUnavailableError
+from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.jobs.flood import MattingStages, Photo, Written
 from mattectl.jobs.stages import Outcome, StagedPipeline
 from mattectl.watch.filters import ignore_reason
@@ -45,6 +47,10 @@ def process(
     overwrite: Annotated[bool, typer.Option(help="Replace existing cutouts.")] = False,
     batch: Annotated[int, typer.Option(min=1, help="Photos per inference call (a GPU likes "
                                        "4-16).")] = 1,
+    output_format: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-f", help="Output format [default: first folder's, or png]")] = None,
+    trim: Annotated[bool | None, typer.Option(
+        help="Crop to the subject [default: first folder's, or no]")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Cut out every photo now, without the daemon; exit 1 if any photo failed.
@@ -54,6 +60,9 @@ def process(
     """
     settings = load_settings_or_defaults(config)
     model = model or (settings.watch[0].model if settings.watch else "u2netp")
+    options = settings.watch[0].output_options if settings.watch else OutputOptions()
+    options = replace(options, format=output_format or options.format,
+                      trim=options.trim if trim is None else trim)
     models = ModelCache(settings.models, settings.models_dir)
     found = models.availability(model)
     if not found.ok:
@@ -61,8 +70,8 @@ def process(
     backend = models.get(model)
     backend.load()
     stages = MattingStages(backend, max_pixels=settings.daemon.max_pixels,
-                           collision="overwrite" if overwrite else "suffix")
-    photos = [Photo(str(rel), path=path, target=out / rel.with_suffix(".png"))
+                           collision="overwrite" if overwrite else "suffix", options=options)
+    photos = [Photo(str(rel), path=path, target=out / rel.with_suffix(f".{options.extension}"))
               for path, rel in collect_inputs(paths)]
     failures: list[tuple[Photo, str]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -15,9 +15,9 @@ import numpy as np
 from mattectl.backends.base import MattingBackend
 from mattectl.errors import InputError, OutputError
 from mattectl.fsutil import write_file
-from mattectl.imageio.compose import cutout_rgba
-from mattectl.imageio.png import encode_rgba
+from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.read import DecodedImage, decode
+from mattectl.imageio.write import render
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,14 @@ class Written:
 
 
 class MattingStages:
-    """Decode (read + decode), infer (the backend, batched), encode (compose + PNG + write)."""
+    """Decode (read + decode), infer (the backend, batched), encode (render + write)."""
 
     def __init__(self, backend: MattingBackend, *, max_pixels: int,
-                 collision: str = "suffix") -> None:
+                 collision: str = "suffix", options: OutputOptions | None = None) -> None:
         self.backend = backend
         self.max_pixels = max_pixels
         self.collision = collision
+        self.options = options or OutputOptions()
 
     def decode(self, photo: Photo) -> DecodedImage:
         data = photo.data
@@ -60,11 +61,11 @@ class MattingStages:
         return self.backend.predict_batch([image.rgb for image in batch])
 
     def encode(self, photo: Photo, image: DecodedImage, alpha: np.ndarray) -> Written:
-        png = encode_rgba(cutout_rgba(image.rgb, alpha), icc_profile=image.icc_profile)
+        encoded = render(image, alpha, self.options, model_side=self.backend.spec.input_size)
         written = None
         if photo.target is not None:
             try:
-                written = write_file(photo.target, png, self.collision)
+                written = write_file(photo.target, encoded.data, self.collision)
             except OSError as exc:
                 raise OutputError(f"cannot write {photo.target}: {exc.strerror or exc}") from exc
-        return Written(written, image.width, image.height, len(png))
+        return Written(written, image.width, image.height, len(encoded.data))
