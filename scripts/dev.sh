@@ -11,10 +11,12 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
-# Debian packages the tests use; installed when missing and we may (root with apt-get).
+# Debian packages the tests use, installed when missing and we may (root with apt-get):
+# systemd (systemd-analyze verifies the unit) and chromium (the report renders in a real browser).
 system_packages() {
     local missing=()
     command -v systemd-analyze >/dev/null || missing+=(systemd)
+    command -v chromium >/dev/null || missing+=(chromium)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing ${missing[*]} (for the tests)" >&2
@@ -38,7 +40,7 @@ setup() {
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # torch first, so that the project's "torch>=2.3" is already met by the build chosen here.
     "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-    "$VENV/bin/python" -m pip install -q -e ".[bshm,dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[bshm,dev,heic]"
     echo "$want" > "$stamp"
 }
 

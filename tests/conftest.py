@@ -3,6 +3,8 @@ the real u2netp weights from ../shared (skipped with a reason when that folder i
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,3 +137,31 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return attempts
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync")
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Callable[..., str]:
+    """Run Debian's headless Chromium on a local page with a fresh profile:
+    ``chromium(page, "--dump-dom")`` returns the DOM after scripts ran; other flags such as
+    ``--screenshot=FILE`` work too. Skips when Chromium is not installed (scripts/dev.sh
+    installs it)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("chromium is not installed: scripts/dev.sh setup installs it (apt, as root)")
+    runs = iter(range(1_000_000))
+
+    def run(page: Path, *flags: str) -> str:
+        profile = tmp_path / f"chromium-profile-{next(runs)}"
+        done = subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+             *flags, page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    return run

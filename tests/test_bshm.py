@@ -104,7 +104,8 @@ def _png(array: np.ndarray) -> bytes:
 def _inputs(rgb: np.ndarray) -> dict[str, bytes]:
     """The same 8-bit picture as gray, RGBA, 16-bit gray and 16-bit RGB files."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    rgba = Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]), "RGBA")
+    # Opaque: imageio composites a transparent input over white for the model.
+    rgba = Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), "RGBA")
     buffer = io.BytesIO()
     rgba.save(buffer, format="PNG")
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])

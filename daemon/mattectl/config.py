@@ -26,13 +26,14 @@ from pydantic import (
 )
 
 from mattectl.errors import ConfigError
+from mattectl.imageio.options import IMAGE_EXTENSIONS, OutputFormat, OutputOptions, parse_colour
 
 DEFAULT_CONFIG = Path("/etc/mattectl/config.toml")
 ENV_CONFIG = "MATTECTL_CONFIG"
 ENV_MODELS_DIR = "MATTECTL_MODELS_DIR"
 ENV_STATE_DIR = "MATTECTL_STATE_DIR"
 
-DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
+DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic", "heif")
 TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
 
 
@@ -220,7 +221,11 @@ class WatchConfig(_Strict):
     processed_dir: ConfigPath | None = Field(None, description="Needed when on_success = 'move'.")
     failed_dir: ConfigPath | None = Field(None, description="Needed when on_failure = 'move'.")
     output_template: str = Field(
-        "{stem}.png", description=f"Output file name; fields: {', '.join(TEMPLATE_FIELDS)}."
+        "{stem}",
+        description=(
+            f"Output file name; fields: {', '.join(TEMPLATE_FIELDS)}. The extension follows "
+            "output_format; a template that ends in an image extension must match it."
+        ),
     )
     on_collision: Literal["suffix", "overwrite", "skip"] = Field(
         "suffix", description="When the output name exists: add -1, -2...; replace it; or skip."
@@ -229,6 +234,37 @@ class WatchConfig(_Strict):
         0.0, ge=0, description="Delete moved originals older than this from processed_dir "
         "(0 keeps them forever)."
     )
+    output_format: OutputFormat = Field(
+        OutputFormat.PNG,
+        description=(
+            "png (RGBA), tiff (RGBA, 16 bit kept), webp (lossless RGBA), jpeg (flattened onto "
+            "background), matte (the alpha alone, grayscale PNG)."
+        ),
+    )
+    background: str = Field("#ffffff", description="jpeg only: colour behind the subject.")
+    jpeg_quality: int = Field(95, ge=1, le=100, description="jpeg only: quality (1..100).")
+    trim: bool = Field(False, description="Crop to the subject's bounding box.")
+    trim_margin: int = Field(0, ge=0, description="Pixels kept around the subject when trimming.")
+    keep_16bit: bool = Field(
+        True, description="png and tiff keep 16 bits per channel when the source has them."
+    )
+    clean_edges: bool = Field(
+        True, description="Subject colour in semi-transparent edges; alpha refined to the photo."
+    )
+
+    @field_validator("background")
+    @classmethod
+    def _background(cls, value: str) -> str:
+        parse_colour(value)
+        return value
+
+    @property
+    def output_options(self) -> OutputOptions:
+        return OutputOptions(
+            format=self.output_format, background=parse_colour(self.background),
+            jpeg_quality=self.jpeg_quality, trim=self.trim, trim_margin=self.trim_margin,
+            keep_16bit=self.keep_16bit, clean_edges=self.clean_edges,
+        )
 
     @field_validator("name")
     @classmethod
@@ -259,8 +295,8 @@ class WatchConfig(_Strict):
             )
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"bad template ({exc}); fields: {', '.join(TEMPLATE_FIELDS)}") from exc
-        if not rendered.lower().endswith(".png"):
-            raise ValueError("the output is an RGBA PNG: the template must end in '.png'")
+        if not rendered.strip(". "):
+            raise ValueError("the template renders an empty file name")
         parts = Path(rendered).parts
         if Path(rendered).is_absolute() or ".." in parts:
             raise ValueError("the output name must stay inside the output folder (no '..', "
@@ -287,6 +323,14 @@ class Settings(_Strict):
             if watch.name == name:
                 return watch
         raise KeyError(name)
+
+
+def template_extension(template: str) -> str | None:
+    """The extension written literally at the end of a template (``'{stem}.png'`` -> ``'png'``);
+    an extension that comes from a field (``{name}``, ``{ext}``) is part of the name."""
+    tail = template[template.rfind("}") + 1:]
+    match = re.search(r"\.([A-Za-z0-9]+)$", tail)
+    return match.group(1).lower() if match else None
 
 
 def render_template(
@@ -355,11 +399,22 @@ def _check_timeouts(settings: Settings) -> Iterator[tuple[str, str]]:
             f"({limit:.0f} s)")
 
 
+def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
+    for i, watch in enumerate(settings.watch):
+        options = watch.output_options
+        ext = template_extension(watch.output_template)
+        if ext in IMAGE_EXTENSIONS and not options.accepts_extension(ext):
+            yield f"watch[{i}].output_template", (
+                f"ends in .{ext} but output_format is {options.format}: end it in "
+                f".{options.extension}, or leave the extension out")
+
+
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
     _check_gpu,
     _check_timeouts,
+    _check_outputs,
 )
 
 

@@ -39,6 +39,9 @@ class ModelSpec:
     filename: str  # the canonical (first) file inside <models_dir>/<name>/
     framework: str  # importable module the backend needs
     suffixes: tuple[str, ...] = (".pth",)  # weight files imported by hand keep their own name
+    # The side of the square the model sees; None when it works at the photo's own size.
+    # An alpha enlarged from it is refined against the photo (mattectl.imageio.edges).
+    input_size: int | None = None
     # Every file of the model, with what its publisher says; default: ``filename`` alone.
     files: tuple[WeightFile, ...] = ()
     # False: the weights are one file; True: a folder holding every file (BSHM).
@@ -63,15 +66,15 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("u2netp", "u2net", "u2netp", "U²-NetP, 1.1 M parameters: fast, small subjects",
-                  "u2netp.pth", "torch",
+                  "u2netp.pth", "torch", input_size=320,
                   files=(WeightFile("u2netp.pth", md5="e4f636406ca4e2af789941e7f139ee2e",
                                     urls=_google_drive("1rbSTGKAE-MTxBYHd-51l2hMOQPT_7EPy")),)),
         ModelSpec("u2net", "u2net", "u2net", "U²-Net, 44 M parameters: general salient objects",
-                  "u2net.pth", "torch",
+                  "u2net.pth", "torch", input_size=320,
                   files=(WeightFile("u2net.pth", md5="347c3d51b01528e5c6c071e3cff1cb55",
                                     urls=_google_drive("1ao1ovG1Qtx4b7EoskHXmi2E9rp5CHLcZ")),)),
         ModelSpec("u2net_human_seg", "u2net", "u2net", "U²-Net trained on people",
-                  "u2net_human_seg.pth", "torch",
+                  "u2net_human_seg.pth", "torch", input_size=320,
                   files=(WeightFile("u2net_human_seg.pth", md5="09fb4e49b7f785c9f855baf94916840a",
                                     urls=_google_drive("1-Yg0cxgrNhHP-016FPdp902BR-kSsA4P")),)),
         # ModelScope lists a sha256 per file and snapshot_download checks it while downloading;

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from mattectl import __version__
-from mattectl.cli import config_cmd, jobs, models, process, run, status
+from mattectl.cli import bench, config_cmd, evaluate, jobs, models, process, run, status
 from mattectl.cli.common import err_console
 from mattectl.errors import MattectlError
 
@@ -21,6 +21,8 @@ app = typer.Typer(
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("process")(process.process)
+app.command("eval")(evaluate.eval_command)
+app.command("bench")(bench.bench)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")

@@ -1,8 +1,38 @@
-"""Combine a photo and its alpha matte (pure numpy)."""
+"""Combine a photo and its alpha matte (pure numpy): clean edges, trim, quantise, flatten."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
+
+from mattectl.imageio.edges import edge_band, foreground_at, refine_alpha
+
+# Pixels fainter than this (about 8 of 255) do not count as subject when trimming.
+TRIM_THRESHOLD = 0.03
+# Refine only an alpha enlarged at least this much from the model's resolution.
+MIN_UPSCALE = 1.5
+
+
+@dataclass(frozen=True)
+class Layers:
+    """A cutout before encoding: straight (not premultiplied) colour and its alpha.
+
+    ``colour`` is HxWx3 uint8 or uint16, in the source's colour space; ``alpha`` is HxW float32
+    in [0, 1].
+    """
+
+    colour: np.ndarray
+    alpha: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.alpha.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.alpha.shape[0])
 
 
 def to_uint8(alpha: np.ndarray) -> np.ndarray:
@@ -10,11 +40,87 @@ def to_uint8(alpha: np.ndarray) -> np.ndarray:
     return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def quantise(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Floats in [0, 1] -> uint8 or uint16, rounded."""
+    top = float(np.iinfo(dtype).max)
+    return np.clip(values * top + 0.5, 0, top).astype(dtype)
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    return pixels.astype(np.float32) * np.float32(1 / np.iinfo(pixels.dtype).max)
+
+
+def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | None = None,
+           clean_edges: bool = True, model_side: int | None = None,
+           guide: np.ndarray | None = None, colour: bool = True) -> Layers:
+    """The cutout of ``pixels`` (HxWx3 uint8/uint16) under the model's ``alpha`` (HxW float).
+
+    ``source_alpha`` (transparency the input already had) multiplies the model's alpha. With
+    ``clean_edges``, an alpha enlarged from a model that works at ``model_side`` pixels is
+    refined against ``guide`` (what the model saw; default ``pixels``), and semi-transparent
+    pixels get the subject's own colour (unless ``colour`` is False: a matte has none).
+    """
+    if pixels.shape[:2] != alpha.shape:
+        raise ValueError(f"photo {pixels.shape[:2]} and alpha {alpha.shape} differ in size")
+    alpha = alpha.astype(np.float32, copy=False)
+    if not clean_edges:
+        if source_alpha is not None:
+            alpha = alpha * source_alpha
+        return Layers(pixels, alpha)
+    upscale = max(alpha.shape) / model_side if model_side else 1.0
+    if upscale >= MIN_UPSCALE:
+        alpha = refine_alpha(pixels if guide is None else guide, alpha, upscale)
+    if source_alpha is not None:
+        alpha = alpha * source_alpha
+    if not colour:
+        return Layers(pixels, alpha)
+    rows, cols = edge_band(alpha)
+    fg = pixels.copy()  # opaque and fully transparent pixels keep the photo's values
+    if len(rows):
+        fg[rows, cols] = quantise(foreground_at(pixels, alpha, rows, cols), pixels.dtype)
+    return Layers(fg, alpha)
+
+
+def trim_box(alpha: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the subject plus ``margin`` pixels, clamped to the image;
+    None when nothing reaches :data:`TRIM_THRESHOLD`."""
+    rows = np.flatnonzero((alpha >= TRIM_THRESHOLD).any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero((alpha[rows[0]:rows[-1] + 1] >= TRIM_THRESHOLD).any(axis=0))
+    height, width = alpha.shape
+    return (max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin),
+            max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin))
+
+
+def trimmed(cut: Layers, margin: int) -> Layers:
+    box = trim_box(cut.alpha, margin)
+    if box is None:
+        return cut
+    top, bottom, left, right = box
+    return Layers(cut.colour[top:bottom, left:right], cut.alpha[top:bottom, left:right])
+
+
+def rgba(cut: Layers, dtype: np.dtype) -> np.ndarray:
+    """HxWx4 straight RGBA of ``dtype`` (uint8 or uint16)."""
+    colour = cut.colour if cut.colour.dtype == dtype else \
+        quantise(_unit(cut.colour), dtype)
+    out = np.empty((*cut.alpha.shape, 4), dtype=dtype)
+    out[:, :, :3] = colour
+    out[:, :, 3] = quantise(cut.alpha, dtype)
+    return out
+
+
+def flatten(cut: Layers, background: tuple[int, int, int]) -> np.ndarray:
+    """HxWx3 uint8: the cutout composited over a solid ``background`` colour."""
+    colour = cut.colour if cut.colour.dtype == np.uint8 else \
+        quantise(_unit(cut.colour), np.dtype(np.uint8))
+    behind = np.empty_like(colour)
+    behind[:] = background
+    # OpenCV's weighted blend: one pass in C++ (5x numpy's at 24 MP, scripts/bench_encode.py).
+    return cv2.blendLinear(colour, behind, cut.alpha, 1 - cut.alpha)
+
+
 def cutout_rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``HxWx3`` uint8 RGB and ``HxW`` float alpha -> ``HxWx4`` uint8 RGBA (straight alpha)."""
-    if rgb.shape[:2] != alpha.shape:
-        raise ValueError(f"photo {rgb.shape[:2]} and alpha {alpha.shape} differ in size")
-    rgba = np.empty((*alpha.shape, 4), dtype=np.uint8)
-    rgba[:, :, :3] = rgb
-    rgba[:, :, 3] = to_uint8(alpha)
-    return rgba
+    return rgba(layers(rgb, alpha, clean_edges=False), np.dtype(np.uint8))

@@ -1,27 +1,38 @@
-"""One photo through the models: decode, alpha, RGBA PNG. Used by workers and `mattectl process`."""
+"""One photo through the models: decode, alpha, encoded cutout. Used by workers and
+`mattectl process`."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mattectl.backends.cache import ModelCache
 from mattectl.errors import InputError
-from mattectl.imageio.compose import cutout_rgba
-from mattectl.imageio.png import encode_rgba
+from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.read import decode
+from mattectl.imageio.write import render
 
 
 @dataclass(frozen=True)
 class Cutout:
-    png: bytes
-    width: int
+    data: bytes  # the finished file, in ``options.format``
+    width: int  # of the photo (a trimmed output is smaller)
     height: int
     model: str
     device: str
     decode_ms: float
     inference_ms: float
-    encode_ms: float
+    encode_ms: float  # compositing, clean edges and encoding
+    options: OutputOptions = field(default_factory=OutputOptions)
+
+    @property
+    def png(self) -> bytes:
+        """The file's bytes (named for the first version, which wrote PNG only)."""
+        return self.data
+
+    @property
+    def extension(self) -> str:
+        return self.options.extension
 
 
 def _ms_since(start: float) -> float:
@@ -34,8 +45,10 @@ class MattingPipeline:
         self.max_pixels = max_pixels
         self.min_side = min_side
 
-    def run(self, data: bytes, *, name: str, model: str) -> Cutout:
+    def run(self, data: bytes, *, name: str, model: str,
+            options: OutputOptions | None = None) -> Cutout:
         """Raises InputError for a bad photo, ModelUnavailableError or BackendError otherwise."""
+        options = options or OutputOptions()
         backend = self.models.get(model)
         backend.load()  # a first load is not inference time
         start = time.perf_counter()
@@ -50,7 +63,7 @@ class MattingPipeline:
         inference_ms = _ms_since(start)
 
         start = time.perf_counter()
-        png = encode_rgba(cutout_rgba(image.rgb, alpha), icc_profile=image.icc_profile)
+        encoded = render(image, alpha, options, model_side=backend.spec.input_size)
         encode_ms = _ms_since(start)
-        return Cutout(png, image.width, image.height, model, backend.device or "?",
-                      decode_ms, inference_ms, encode_ms)
+        return Cutout(encoded.data, image.width, image.height, model, backend.device or "?",
+                      decode_ms, inference_ms, encode_ms, options)

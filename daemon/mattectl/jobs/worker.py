@@ -153,7 +153,8 @@ class JobWorker:
         result = JobResult(model=watch.model, db_ms=db_ms)
         try:
             data = self._read_input(job)
-            cutout = self.pipeline.run(data, name=job.rel_path, model=watch.model)
+            cutout = self.pipeline.run(data, name=job.rel_path, model=watch.model,
+                                       options=watch.output_options)
             result = replace(result, device=cutout.device, width=cutout.width,
                              height=cutout.height, decode_ms=cutout.decode_ms,
                              inference_ms=cutout.inference_ms, encode_ms=cutout.encode_ms)
@@ -199,19 +200,22 @@ class JobWorker:
 
     def _write_output(self, job: Job, watch: WatchConfig,
                       cutout: Cutout) -> tuple[Path | None, str | None]:
-        """Publish the PNG atomically; returns (path written, note)."""
-        target = output_path(watch, job.rel_path, cutout.model, date.today())
+        """Publish the cutout atomically; returns (path written, note)."""
+        target = output_path(watch, job.rel_path, cutout.model, date.today(), cutout.options)
         previous = job.output_path
         policy = watch.on_collision
         if previous is not None and previous.parent == target.parent and previous.exists():
             # Recorded by an earlier attempt of this very job (a crash, or `jobs retry`).
             target, policy = previous, "overwrite"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not inside(target.parent, watch.output):
-                raise InputError(f"{job.rel_path}: {target.parent} leads outside "
-                                 f"{watch.output} (a symbolic link?)")
-            written = write_file(target, cutout.png, policy, before=lambda path: self._persist(
+            # Checked before mkdir too, so that a symbolic link in the output tree cannot make
+            # us create folders elsewhere; and after, for a link made in between.
+            for _check in ("before", "after"):
+                if not inside(target.parent, watch.output):
+                    raise InputError(f"{job.rel_path}: {target.parent} leads outside "
+                                     f"{watch.output} (a symbolic link?)")
+                target.parent.mkdir(parents=True, exist_ok=True)
+            written = write_file(target, cutout.data, policy, before=lambda path: self._persist(
                 lambda: self.repo.record_output(job.id, self.worker_id, path)))
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc

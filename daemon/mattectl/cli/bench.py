@@ -1,0 +1,116 @@
+"""`mattectl bench`: how fast each backend is here, per photo size, stage by stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mattectl.backends.cache import ModelCache
+from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
+from mattectl.errors import InputError
+from mattectl.evaluation import bench as benchmark
+from mattectl.evaluation.dataset import load_rgb
+from mattectl.evaluation.report import render, write_report
+from mattectl.evaluation.runner import choose_models, find_photos
+from mattectl.fsutil import write_file
+
+
+def _thread_counts(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(f"--threads: expected numbers such as 1,2, got '{text}'") from None
+    if any(n < 1 for n in counts):
+        raise InputError("--threads: thread counts start at 1")
+    return counts
+
+
+def _label(r: benchmark.BenchResult) -> str:
+    return f"{r.backend} {r.size.label} b{r.batch} t{r.settings['threads'] or 'auto'}"
+
+
+def _latency_table(results: list[benchmark.BenchResult]) -> Table:
+    table = Table(title="latency per stage, ms p50 / p95 (sequential run)")
+    table.add_column("backend size batch")
+    table.add_column("device")
+    for stage in benchmark.STAGES:
+        table.add_column(stage, justify="right")
+    for r in results:
+        stages = [f"{s.p50_ms:.0f} / {s.p95_ms:.0f}" if s else "absent"
+                  for s in r.stages.values()]
+        table.add_row(_label(r), r.device, *stages)
+    return table
+
+
+def _throughput_table(results: list[benchmark.BenchResult]) -> Table:
+    table = Table(title="throughput, images/s (median of rounds)")
+    table.add_column("backend size batch")
+    for column in ("model", "sequential", "pipeline", "pipe/model", "RSS MiB", "GPU MiB"):
+        table.add_column(column, justify="right")
+    for r in results:
+        gpu = f"{r.peak_gpu_mb:.0f}" if r.peak_gpu_mb is not None else "-"
+        table.add_row(_label(r), f"{r.model_ips:.3f}", f"{r.sequential_ips:.3f}",
+                      f"{r.pipeline_ips:.3f}", f"{r.ratio:.2f}", f"{r.peak_rss_mb:.0f}", gpu)
+    return table
+
+
+def bench(
+    backend: Annotated[list[str] | None, typer.Option(
+        "--backend", "-b", help="Model to measure (repeat for several) [default: every "
+        "installed model].")] = None,
+    sizes: Annotated[str, typer.Option(help="Photo sizes: 1080p, 4k, 12mp, 24mp or WxH, "
+                                       "comma-separated.")] = "1080p,24mp",
+    batch: Annotated[int, typer.Option(min=1, help="Photos per inference call.")] = 1,
+    count: Annotated[int, typer.Option(min=1, help="Photos per measurement.")] = 6,
+    rounds: Annotated[int, typer.Option(min=1, help="Repetitions; medians are shown.")] = 1,
+    images: Annotated[Path | None, typer.Option(help="Folder of your own photos to measure "
+                                                "with [default: synthetic portraits].")] = None,
+    threads: Annotated[str | None, typer.Option(help="CPU threads for inference; several "
+                                                "(e.g. 1,2) are compared in one run "
+                                                "[default: models.threads].")] = None,
+    decode_workers: Annotated[int, typer.Option(min=1)] = 1,
+    encode_workers: Annotated[int, typer.Option(min=1)] = 1,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
+    = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report with a plot.")]
+    = None,
+    config: ConfigOption = None,
+) -> None:
+    """Measure latency per stage and model-alone vs whole-pipeline throughput."""
+    settings = load_settings_or_defaults(config)
+    models = ModelCache(settings.models, settings.models_dir)
+    thread_counts = _thread_counts(threads)
+    size_list = benchmark.parse_sizes(sizes)
+    names = choose_models(models, backend)
+    sources = [load_rgb(p) for p in find_photos(images)[:count]] if images else []
+    if images and not sources:
+        raise InputError(f"{images}: no photos")
+    plan = benchmark.BenchOptions(count, rounds, batch, decode_workers, encode_workers,
+                                  thread_counts)
+    results = []
+    for size in size_list:
+        inputs = benchmark.make_inputs(size, count, sources)
+        for name in names:
+            err_console.print(f"measuring {name} at {size.label} ({size.width}x{size.height})",
+                              highlight=False)
+            results += benchmark.bench(models.get(name), size, inputs, plan)
+    models.unload_all()
+    console.print(_latency_table(results))
+    console.print(_throughput_table(results))
+    absent = "; ".join(f"{k}: {v}" for k, v in benchmark.ABSENT_STAGES.items())
+    console.print(f"absent stages: {absent}\nmodel = predict on decoded photos; pipeline = "
+                  "read, decode, predict, encode, write with the stages overlapped. Other load "
+                  "on the machine affects these figures: compare ratios measured in one run.",
+                  highlight=False)
+    if json_out:
+        write_file(json_out, json.dumps(benchmark.to_json(results), indent=1).encode(),
+                   "overwrite")
+    if report:
+        write_report(report, render(bench=results))
+        console.print(f"report: {report}", highlight=False)

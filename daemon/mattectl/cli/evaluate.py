@@ -1,0 +1,107 @@
+"""`mattectl eval`: how close each model's alpha comes to the truth, on your own photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from mattectl.backends.cache import ModelCache
+from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
+from mattectl.errors import ExitCode
+from mattectl.evaluation import summary
+from mattectl.evaluation.metrics import METRICS, Region
+from mattectl.evaluation.report import render, write_report
+from mattectl.evaluation.runner import ImageResult, choose_models, evaluate, find_samples
+from mattectl.fsutil import write_file
+
+
+def _keys(region: Region) -> list[str]:
+    return [f"{key}_{region}" for key in METRICS]
+
+
+def _images_table(results: list[ImageResult], backends: list[str], region: Region) -> Table:
+    table = Table(title=f"per image, region {region} (worst first)")
+    for column in ("image", "backend", *(m.label for m in METRICS.values()), "ms"):
+        table.add_column(column, justify="left" if column in ("image", "backend") else "right")
+    for result in summary.worst_first(results, backends):
+        if result.error:
+            table.add_row(result.sample.name, "-", f"[red]{result.error}[/]")
+            continue
+        for b in backends:
+            score = result.scores[b]
+            if score.error:
+                table.add_row(result.sample.name, b, f"[red]{score.error}[/]")
+                continue
+            table.add_row(result.sample.name, b,
+                          *(f"{score.metrics[k]:.4g}" for k in _keys(region)),
+                          f"{score.inference_ms:.0f}")
+    return table
+
+
+def _means_table(title: str, rows: dict[str, dict[str, float]], region: Region) -> Table:
+    table = Table(title=f"{title}, region {region}")
+    for column in ("", "images", *(m.label for m in METRICS.values()), "ms"):
+        table.add_column(column, justify="left" if not column else "right")
+    for name, means in rows.items():
+        table.add_row(name, f"{means['images']:.0f}",
+                      *(f"{means[k]:.4g}" for k in _keys(region)),
+                      f"{means['inference_ms']:.0f}")
+    return table
+
+
+def _legend() -> str:
+    lines = ["regions: image = every pixel; band = truth strictly between 0 and 1 (n/a: empty)"]
+    lines += [f"{info.label}: {info.unit}" for info in METRICS.values()]
+    return "\n".join(lines)
+
+
+def eval_command(
+    images: Annotated[Path, typer.Option(help="Folder of photos.")],
+    alphas: Annotated[Path, typer.Option(help="Folder of true alpha mattes, same file stems.")],
+    backend: Annotated[list[str] | None, typer.Option(
+        "--backend", "-b", help="Model to evaluate (repeat for several) [default: every "
+        "installed model].")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
+    = None,
+    config: ConfigOption = None,
+) -> None:
+    """Score each model's alpha against the truth: SAD, MSE, MAE, Grad, Conn."""
+    settings = load_settings_or_defaults(config)
+    models = ModelCache(settings.models, settings.models_dir)
+    names = choose_models(models, backend)
+    samples = find_samples(images, alphas)
+    backends = {name: models.get(name) for name in names}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("evaluating", total=len(samples))
+        results = evaluate(samples, backends,
+                           progress=lambda result: progress.advance(task))
+    devices = {name: b.device or "?" for name, b in backends.items()}
+    models.unload_all()
+
+    means = {b: summary.mean_scores(results, b) for b in names}
+    for region in Region:
+        console.print(_images_table(results, names, region))
+    for region in Region:
+        console.print(_means_table("means per backend", means, region))
+    for tag in summary.tags_of(results):
+        rows = {f"{value} · {b}": m for b in names
+                for value, m in summary.group_means(results, b, tag).items()}
+        console.print(_means_table(f"means by {tag}", rows, Region.IMAGE))
+    console.print(_legend(), highlight=False)
+    if json_out:
+        data = summary.to_json(results, names, devices)
+        write_file(json_out, json.dumps(data, indent=1).encode(), "overwrite")
+    if report:
+        write_report(report, render(results=results, backends=names, devices=devices))
+        console.print(f"report: {report}", highlight=False)
+    failed = [r for r in results if r.error or any(s.error for s in r.scores.values())]
+    if failed:
+        err_console.print(f"[red]{len(failed)} image(s) could not be scored[/]")
+        raise typer.Exit(ExitCode.FAILURE)

@@ -1,0 +1,1 @@
+"""Measuring quality and speed: matting metrics, the evaluation set, benchmarks and the report."""

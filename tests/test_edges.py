@@ -1,0 +1,59 @@
+"""Clean edges on composites with a known truth (the full measurement: scripts/measure_edges.py)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from mattectl.imageio.edges import estimate_foreground, refine_alpha
+
+
+def soft_disc(size: int = 200) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    distance = np.hypot(yy - size / 2, xx - size / 2)
+    return np.clip((size * 0.3 - distance) / 8 + 0.5, 0, 1).astype(np.float32)
+
+
+def test_foreground_colour_replaces_the_old_background_in_soft_edges() -> None:
+    alpha = soft_disc()
+    fg_colour = np.array([0.9, 0.6, 0.4], np.float32)  # skin-like subject
+    bg_colour = np.array([0.0, 0.8, 0.2], np.float32)  # green screen
+    a = alpha[:, :, None]
+    image = a * fg_colour + (1 - a) * bg_colour
+    estimated = estimate_foreground(image, alpha)
+    edge = (alpha > 0.1) & (alpha < 0.9)
+    before = np.abs(image[edge] - fg_colour).mean()
+    after = np.abs(estimated[edge] - fg_colour).mean()
+    assert after < before / 5
+    np.testing.assert_allclose(estimated[alpha >= 254.5 / 255], image[alpha >= 254.5 / 255])
+
+
+def test_refined_alpha_follows_a_crisp_edge_in_the_photo() -> None:
+    size, model = 640, 80  # the alpha comes from a model that saw 80x80
+    truth = np.zeros((size, size), np.float32)
+    truth[:, :size // 2 + 3] = 1.0
+    image = np.where(truth[:, :, None] > 0.5, np.float32([0.8, 0.3, 0.2]),
+                     np.float32([0.1, 0.3, 0.9])).astype(np.float32)
+    small = cv2.resize(truth, (model, model), interpolation=cv2.INTER_AREA)
+    upscaled = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    refined = refine_alpha(image, upscaled, size / model)
+    before = np.abs(upscaled - truth).mean()
+    after = np.abs(refined - truth).mean()
+    assert after < before / 3
+
+
+def test_refinement_leaves_the_alpha_where_subject_and_background_look_alike() -> None:
+    size = 320
+    truth = np.zeros((size, size), np.float32)
+    truth[:, : size // 2] = 1.0
+    image = np.full((size, size, 3), 0.5, np.float32)  # nothing to tell them apart
+    upscaled = cv2.GaussianBlur(truth, (0, 0), 6)
+    np.testing.assert_allclose(refine_alpha(image, upscaled, 8.0), upscaled, atol=1e-4)
+
+
+def test_opaque_and_empty_alphas_are_unchanged() -> None:
+    image = np.random.default_rng(0).random((50, 70, 3), dtype=np.float32)
+    for value in (0.0, 1.0):
+        alpha = np.full((50, 70), value, np.float32)
+        np.testing.assert_array_equal(refine_alpha(image, alpha, 4.0), alpha)
+        np.testing.assert_array_equal(estimate_foreground(image, alpha), image)
