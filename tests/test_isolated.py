@@ -143,3 +143,17 @@ def test_the_child_ends_when_the_daemon_dies_without_a_word(graphs: dict[str, Pa
     assert out.returncode == -9
     child = int(out.stdout.split()[0])
     wait_for(lambda: not alive(child), timeout=30, what="the orphaned child to exit")
+
+
+def test_batches_threads_and_memory_are_forwarded(graphs: dict[str, Path]) -> None:
+    backend = isolated(graphs["matte"])
+    inline = BshmBackend(MODELS["bshm"], graphs["matte"], backend.options)
+    photos = [bshm_graph.photo(80, 60, seed=s) for s in (1, 2, 3)]
+    for got, want in zip(backend.predict_batch(photos), inline.predict_batch(photos), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # TensorFlow fixes its thread pools at start; on the CPU there is no accelerator memory.
+    assert backend.set_threads(1) is inline.set_threads(1) is False
+    backend.reset_peak_memory()
+    assert backend.peak_memory() is None
+    inline.unload()
+    backend.unload()

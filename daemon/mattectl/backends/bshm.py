@@ -158,6 +158,16 @@ class BshmBackend(MattingBackend):
             raise BackendError(f"{self.name} failed in TensorFlow: "
                                f"{_one_line(exc.message)}") from exc
 
+    def reset_peak_memory(self) -> None:
+        if self.device not in (None, "cpu"):
+            # Only the chosen GPU is visible to TensorFlow: it is its GPU:0.
+            tf.config.experimental.reset_memory_stats("GPU:0")
+
+    def peak_memory(self) -> int | None:
+        if self.device in (None, "cpu"):
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
     def _predict(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
         output = self._run(preprocess(rgb, self.options.bshm.max_side))

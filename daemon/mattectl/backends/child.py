@@ -5,9 +5,10 @@ Reads requests from the connection on file descriptor ``FD`` and answers each wi
 
 - first message: ``(target, spec, weights, options, log_level)``, the backend to build
   (``"module:Class"``) and its arguments;
-- ``("load",)`` -> the device; ``("predict", shape)`` followed by the photo's bytes ->
-  ``("array", shape)`` followed by the alpha's bytes (see ``wire``); ``("unload",)`` -> None,
-  then the child exits.
+- ``("predict", [shape, ...])`` followed by each photo's bytes -> ``("arrays", [shape, ...])``
+  followed by each alpha's bytes (see ``wire``; several photos make one ``predict_batch``);
+- ``("load",)``, ``("set_threads", n)``, ``("reset_peak_memory",)``, ``("peak_memory",)`` ->
+  what the backend's method returns; ``("unload",)`` -> None, then the child exits.
 
 Errors mattectl raises on purpose keep their kind; anything else is reported as a BackendError.
 A crash or a hang has no answer at all: the parent notices (see ``isolated``).
@@ -59,18 +60,20 @@ def _build(target: str, spec: Any, weights: Any, options: Any) -> MattingBackend
     return backend
 
 
+# Requests answered by calling the backend's method of that name with the request's arguments.
+_CALLS = ("load", "unload", "set_threads", "reset_peak_memory", "peak_memory")
+
+
 def _answer(backend: MattingBackend, conn: Connection,
-            request: tuple[Any, ...]) -> tuple[tuple[Any, ...], np.ndarray | None]:
-    """The reply to one request, and the array that follows it (the alpha of a predict)."""
+            request: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[np.ndarray]]:
+    """The reply to one request, and the arrays that follow it (the alphas of a predict)."""
     op = request[0]
-    if op == "load":
-        return ("ok", backend.load()), None
     if op == "predict":
-        alpha = backend.predict(receive_array(conn, request[1], np.uint8))
-        return ("array", alpha.shape), alpha
-    if op == "unload":
-        backend.unload()
-        return ("ok", None), None
+        photos = [receive_array(conn, shape, np.uint8) for shape in request[1]]
+        alphas = backend.predict_batch(photos)
+        return ("arrays", [a.shape for a in alphas]), alphas
+    if op in _CALLS:
+        return ("ok", getattr(backend, op)(*request[1:])), []
     raise BackendError(f"unknown request {op!r}")
 
 
@@ -85,9 +88,9 @@ def serve(conn: Connection) -> None:
             backend.unload()
             return
         try:
-            reply, array = _answer(backend, conn, request)
+            reply, arrays = _answer(backend, conn, request)
             conn.send(reply)
-            if array is not None:
+            for array in arrays:
                 send_array(conn, array)
         except MattectlError as exc:
             conn.send(("error", type(exc).__name__, str(exc)))

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import weakref
+from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -165,22 +166,22 @@ class IsolatedBackend(MattingBackend):
         return BackendError(message + "; the inference process is restarted")
 
     def _request(self, request: tuple[Any, ...], timeout: float, doing: str,
-                 payload: np.ndarray | None = None) -> Any:
-        """Send a request (and the array that goes with it); returns the answer's value, or
-        the float32 array the child sends back."""
+                 payload: Sequence[np.ndarray] = ()) -> Any:
+        """Send a request (and the arrays that go with it); returns the answer's value, or the
+        float32 arrays the child sends back."""
         assert self._conn is not None
         assert self._output is not None
         mark = self._output.count  # the child's output from here on tells what went wrong
         try:
             self._conn.send(request)
-            if payload is not None:
-                send_array(self._conn, payload)
+            for array in payload:
+                send_array(self._conn, array)
             if not self._wait(timeout):
                 raise self._failure(f"the inference process did not answer within {timeout:.0f} s "
                                     f"while {doing}; it was killed", mark, kill=True)
             reply = self._conn.recv()
-            if reply[0] == "array":
-                return receive_array(self._conn, reply[1], np.float32)
+            if reply[0] == "arrays":
+                return [receive_array(self._conn, shape, np.float32) for shape in reply[1]]
         except (EOFError, OSError) as exc:
             raise self._failure(f"the inference process died while {doing}", mark,
                                 kill=False) from exc
@@ -205,10 +206,16 @@ class IsolatedBackend(MattingBackend):
         self._stop_child(kill=False)
 
     def _predict(self, rgb: np.ndarray) -> np.ndarray:
-        doing = f"matting a {rgb.shape[1]}x{rgb.shape[0]} photo"
+        return self._predict_batch([rgb])[0]
+
+    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        sizes = ", ".join(f"{rgb.shape[1]}x{rgb.shape[0]}" for rgb in images)
+        doing = f"matting a {sizes} photo" if len(images) == 1 else \
+            f"matting {len(images)} photos ({sizes})"
         try:
-            return self._request(("predict", rgb.shape), self.options.predict_timeout_s, doing,
-                                 payload=rgb)
+            return self._request(("predict", [rgb.shape for rgb in images]),
+                                 self.options.predict_timeout_s * len(images), doing,
+                                 payload=images)
         except BackendError as exc:
             if self._proc is None:  # the child is already gone (crash, hang)
                 raise
@@ -217,3 +224,19 @@ class IsolatedBackend(MattingBackend):
             self._unload()
             self._forget_load()
             raise BackendError(f"{exc}; the inference process is restarted") from exc
+
+    # -- what the evaluation bench asks of a backend, forwarded ---------------------------------
+
+    def _call(self, op: str, *args: Any) -> Any:
+        with self._lock:
+            self.load()
+            return self._request((op, *args), STOP_TIMEOUT_S, f"answering {op}")
+
+    def set_threads(self, threads: int) -> bool:
+        return bool(self._call("set_threads", threads))
+
+    def reset_peak_memory(self) -> None:
+        self._call("reset_peak_memory")
+
+    def peak_memory(self) -> int | None:
+        return self._call("peak_memory")
