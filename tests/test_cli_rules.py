@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
 from mattectl import config
 from mattectl.backends.cache import ModelCache
 from mattectl.jobs.pipeline import MattingPipeline
@@ -24,6 +23,8 @@ from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.planner import RulePlanner
 from mattectl.rules.presets import PresetStore, preset_dirs
 from mattectl.store.repository import JobRepository, NewJob
+
+from .support import REPO_ROOT
 
 PORTRAIT = "photo-1552374196-c4e7ffc6e126.jpeg"
 

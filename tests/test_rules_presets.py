@@ -83,6 +83,7 @@ def test_a_folder_names_its_preset_and_budget(make_settings: Callable[..., Setti
     settings = make_settings(watch={"rules": "live", "latency_budget_ms": 1500})
     assert settings.watch[0].rules == "live"
     assert settings.watch[0].latency_budget_ms == 1500
+    assert settings.watch[0].model_choice == "rules: live"  # what status and config check show
 
 
 @pytest.mark.parametrize(("watch", "key", "message"), [

@@ -233,6 +233,11 @@ class WatchConfig(_Strict):
             keep_16bit=self.keep_16bit, clean_edges=self.clean_edges,
         )
 
+    @property
+    def model_choice(self) -> str:
+        """What chooses this folder's model, as shown to people: a model, or its rule preset."""
+        return self.model if self.rules is None else f"rules: {self.rules}"
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:

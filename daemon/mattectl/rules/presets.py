@@ -60,7 +60,8 @@ class Preset:
     sha256: str  # of the file as loaded: which version of a preset decided
 
     def describe(self) -> dict[str, str]:
-        return {"preset": self.name, "file": str(self.path), "sha256": self.sha256[:12]}
+        return {"preset": self.name, "preset_file": str(self.path),
+                "preset_sha256": self.sha256[:12]}
 
 
 def read_preset(path: Path) -> bytes:

@@ -66,6 +66,6 @@ def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
         add("probe", [f"{probe['model']} in {probe['ms']:.0f} ms"
                       f"{', its mask reused as the cutout' if probe.get('reused') else ''}"])
     add("rules", _trace(record))
-    if record.get("file"):
-        add("preset", [f"{record['file']} (sha256 {record.get('sha256')})"])
+    if record.get("preset_file"):
+        add("preset", [f"{record['preset_file']} (sha256 {record.get('preset_sha256')})"])
     return rows
