@@ -171,7 +171,7 @@ class RulePlanner:
             if decision.blocked or decision.model is None:
                 raise RuleBlockedError(decision.blocked or "no model", explained.record())
             try:
-                return self._run(rgb, explained)
+                return self.run(rgb, explained)
             except ModelUnavailableError as exc:
                 logger.warning("%s: %s cannot run (%s); deciding again without it", rel_path,
                                decision.model, exc)
@@ -181,7 +181,9 @@ class RulePlanner:
                                              explained.preset.name))
         raise AssertionError("unreachable: each round drops one model")
 
-    def _run(self, rgb: np.ndarray, explained: Explained) -> Matte:
+    def run(self, rgb: np.ndarray, explained: Explained) -> Matte:
+        """Matte as ``explained`` decided (on a crop, reusing the probe's mask, or on the whole
+        frame). Raises ModelUnavailableError when the chosen model cannot load."""
         decision, probe = explained.decision, explained.probe
         assert decision.model is not None
         backend = self.models.get(decision.model)
