@@ -37,9 +37,7 @@ from PIL import Image
 
 from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig
-from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.planner import FolderRules, RulePlanner
-from mattectl.rules.presets import PresetStore
 from mattectl.rules.probe import expand
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +132,7 @@ def make_planner(models_dir: Path, rules_dir: Path, margin: float) -> RulePlanne
     for name, text in PRESETS.items():
         (rules_dir / f"{name}.toml").write_text(text.format(margin=margin))
     models = ModelCache(ModelsConfig(), models_dir)
-    return RulePlanner(models, PresetStore([rules_dir]), LatencyTracker(None))
+    return RulePlanner.create(models, rules_dir, None)
 
 
 def measure(planner: RulePlanner, photo: Path, *, edge: str, max_side: int) -> Result:

@@ -19,9 +19,7 @@ from mattectl.backends.cache import ModelCache
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
-from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.planner import RulePlanner
-from mattectl.rules.presets import PresetStore, preset_dirs
 from mattectl.store.repository import JobRepository, NewJob
 
 from .support import REPO_ROOT
@@ -120,8 +118,7 @@ def test_jobs_show_prints_the_decision_readably(config_file: Path,
         repo.add(NewJob(watch.name, target, PORTRAIT,
                         hashlib.sha256(target.read_bytes()).hexdigest(), target.stat().st_size,
                         target.stat().st_mtime_ns))
-        planner = RulePlanner(models, PresetStore(preset_dirs(settings.daemon.rules_dir)),
-                              LatencyTracker(repo))
+        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
         worker = JobWorker("test:w0", repo, MattingPipeline(models, max_pixels=10**8,
                                                             planner=planner),
                            settings, folders=lambda: [watch.name], wake=threading.Event())

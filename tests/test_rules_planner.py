@@ -22,9 +22,7 @@ from mattectl.config import Settings
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
-from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.planner import RulePlanner
-from mattectl.rules.presets import PresetStore, preset_dirs
 from mattectl.store.repository import Job, JobRepository, NewJob
 
 from .support import wait_for
@@ -51,8 +49,7 @@ def make_worker(repo: JobRepository) -> Iterator[Callable[[Settings], JobWorker]
     def build(settings: Settings) -> JobWorker:
         models = ModelCache(settings.models, settings.models_dir)
         caches.append(models)
-        planner = RulePlanner(models, PresetStore(preset_dirs(settings.daemon.rules_dir)),
-                              LatencyTracker(repo))
+        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
         pipeline = MattingPipeline(models, max_pixels=settings.daemon.max_pixels,
                                    planner=planner)
         return JobWorker("test:w0", repo, pipeline, settings,

@@ -27,9 +27,7 @@ from mattectl.errors import ConfigError, InvalidTransitionError, MattectlError
 from mattectl.fsutil import sweep_temp_files
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.worker import JobWorker
-from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.planner import RulePlanner
-from mattectl.rules.presets import PresetStore, preset_dirs
 from mattectl.scheduler import build_scheduler
 from mattectl.sdnotify import Notifier
 from mattectl.store.repository import Job, JobRepository
@@ -136,9 +134,7 @@ class Daemon:
         assert self.repo is not None and self.models is not None
         settings = self.settings
         self._prepare_folders()
-        self.planner = RulePlanner(
-            self.models, PresetStore(preset_dirs(settings.daemon.rules_dir)),
-            LatencyTracker(self.repo))
+        self.planner = RulePlanner.create(self.models, settings.daemon.rules_dir, self.repo)
         self.check_models()
         self._preload()
         pipeline = MattingPipeline(self.models, max_pixels=settings.daemon.max_pixels,

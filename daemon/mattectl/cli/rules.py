@@ -19,9 +19,8 @@ from mattectl.cli.common import (
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import ConfigError, ExitCode
 from mattectl.imageio.read import decode
-from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.planner import FolderRules, RulePlanner
-from mattectl.rules.presets import PresetStore, find_presets, load_preset, preset_dirs
+from mattectl.rules.presets import find_presets, load_preset, preset_dirs
 from mattectl.rules.report import describe
 from mattectl.store.repository import JobRepository
 
@@ -77,11 +76,11 @@ def _rel_path(image: Path, watch: WatchConfig | None) -> str:
     return image.name
 
 
-def _latency(settings: Settings) -> LatencyTracker:
+def _job_log(settings: Settings) -> JobRepository | None:
     # Expected latencies come from the daemon's job log when there is one; it is only read.
     if settings.database_path.exists():
-        return LatencyTracker(JobRepository.open(settings.database_path, writer=False))
-    return LatencyTracker(None)
+        return JobRepository.open(settings.database_path, writer=False)
+    return None
 
 
 @app.command("explain")
@@ -110,14 +109,14 @@ def explain(
         latency_budget_ms=budget or (watch.latency_budget_ms if watch else None))
     decoded = decode(image.read_bytes(), name=str(image), max_pixels=settings.daemon.max_pixels)
     models = ModelCache(settings.models, settings.models_dir)
-    latency = _latency(settings)
-    planner = RulePlanner(models, PresetStore(preset_dirs(settings.daemon.rules_dir)), latency)
+    repo = _job_log(settings)
+    planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
     try:
         record = planner.explain(decoded.rgb, rules, _rel_path(image, watch)).record()
     finally:
         models.unload_all()
-        if latency.repo is not None:
-            latency.repo.close()
+        if repo is not None:
+            repo.close()
     if as_json:
         print(json.dumps(record, indent=2))
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,9 @@ from mattectl.rules.crop import cut, paste_alpha
 from mattectl.rules.engine import Decision, decide
 from mattectl.rules.facts import Box, ImageFacts, ModelFacts
 from mattectl.rules.latency import LatencyTracker
-from mattectl.rules.presets import Preset, PresetStore
+from mattectl.rules.presets import Preset, PresetStore, preset_dirs
 from mattectl.rules.probe import PROBE_MODELS, Probe, expand, run_probe
+from mattectl.store.repository import JobRepository
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,13 @@ class RulePlanner:
         self.models = models
         self.presets = presets
         self.latency = latency
+
+    @classmethod
+    def create(cls, models: ModelCache, rules_dir: Path | None,
+               repo: JobRepository | None) -> RulePlanner:
+        """A planner over the presets of ``rules_dir`` (then the shipped ones), learning
+        latencies from ``repo``'s job log (priors only without one)."""
+        return cls(models, PresetStore(preset_dirs(rules_dir)), LatencyTracker(repo))
 
     @property
     def resample(self) -> Resample:
