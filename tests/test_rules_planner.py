@@ -65,13 +65,19 @@ def photo(human_photos: list[Path], name: str) -> Path:
     return next(p for p in human_photos if p.name == name)
 
 
+def run_done(worker: JobWorker) -> Job:
+    """Process the queued job; it must succeed."""
+    job = worker.run_once()
+    assert job is not None
+    assert job.status == JobStatus.DONE, job.error
+    return job
+
+
 def test_a_rules_folder_records_the_decision_on_the_job(
         make_settings, make_worker, repo, human_photos) -> None:
     settings = make_settings(watch={"rules": "live"})
     queue(repo, settings, photo(human_photos, PORTRAIT))
-    job = make_worker(settings).run_once()
-    assert job is not None
-    assert job.status == JobStatus.DONE, job.error
+    job = run_done(make_worker(settings))
     decision = job.decision
     assert decision is not None
     assert (decision["preset"], decision["rule"], decision["model"]) == ("live", "fast", "u2netp")
@@ -90,9 +96,7 @@ def test_missing_models_fall_back_with_the_reason_recorded(
         make_settings, make_worker, repo, human_photos) -> None:
     settings = make_settings(watch={"rules": "default"})
     queue(repo, settings, photo(human_photos, PORTRAIT))
-    job = make_worker(settings).run_once()
-    assert job is not None
-    assert job.status == JobStatus.DONE, job.error
+    job = run_done(make_worker(settings))
     decision = job.decision
     assert (decision["rule"], decision["model"], decision["fallback"]) == (
         "portrait", "u2netp", True)
@@ -108,9 +112,7 @@ def test_a_model_that_fails_to_load_is_dropped_and_the_decision_taken_again(
     corrupt.write_bytes(b"not a checkpoint")
     settings = make_settings(watch={"rules": "default"}, models={"paths": {"u2net": str(corrupt)}})
     queue(repo, settings, photo(human_photos, PORTRAIT))
-    job = make_worker(settings).run_once()
-    assert job is not None
-    assert job.status == JobStatus.DONE, job.error
+    job = run_done(make_worker(settings))
     assert job.decision["model"] == "u2netp"
     u2net = job.decision["facts"]["models"]["u2net"]
     assert u2net["available"] is False
@@ -145,11 +147,10 @@ def test_an_edited_preset_applies_to_the_next_photo(
     settings = make_settings(watch={"rules": "mine"})
     worker = make_worker(settings)
     queue(repo, settings, photo(human_photos, PORTRAIT))
-    assert worker.run_once().decision["rule"] == "one"
+    assert run_done(worker).decision["rule"] == "one"
     preset.write_text('[[rules]]\nname = "two"\nmodel = "u2netp"\ncrop_to_subject = true\n')
     queue(repo, settings, photo(human_photos, "Two_dancers.jpg"))
-    second = worker.run_once()
-    assert second.status == JobStatus.DONE, second.error
+    second = run_done(worker)
     assert second.decision["rule"] == "two"
 
 
@@ -164,9 +165,7 @@ def test_a_small_subject_is_matted_on_a_crop(
     Image.fromarray(canvas).save(wide)
     settings = make_settings(watch={"rules": "live"})
     queue(repo, settings, wide)
-    job = make_worker(settings).run_once()
-    assert job is not None
-    assert job.status == JobStatus.DONE, job.error
+    job = run_done(make_worker(settings))
     assert job.decision["rule"] == "small-subject"
     x0, y0, x1, y1 = job.decision["crop"]
     assert x0 <= w
