@@ -101,6 +101,13 @@ class DaemonConfig(_Strict):
         90.0, ge=0, description="Finished job rows older than this are pruned (0 keeps them)."
     )
     allow_root: bool = Field(False, description="Allow running as root (not recommended).")
+    rules_dir: ConfigPath = Field(
+        Path("rules"),
+        description=(
+            "Rule presets (<name>.toml), looked up here before the presets shipped with "
+            "mattectl; a file here overrides a shipped preset of the same name."
+        ),
+    )
 
 
 class U2NetConfig(_Strict):
@@ -170,6 +177,12 @@ class WatchConfig(_Strict):
         3.0, ge=0, description="A file is taken once its size and mtime are unchanged this long."
     )
     model: str = Field("u2netp", description="Model that mattes this folder's photos.")
+    rules: str | None = Field(
+        None, description="Rule preset that chooses the model per photo (overrides `model`)."
+    )
+    latency_budget_ms: float | None = Field(
+        None, gt=0, description="With `rules`: expected inference time per photo not to exceed."
+    )
     on_success: Literal["keep", "move"] = Field("keep", description="What happens to the original.")
     on_failure: Literal["keep", "move"] = Field("keep", description="Likewise when the job fails.")
     processed_dir: ConfigPath | None = Field(None, description="Needed when on_success = 'move'.")
@@ -219,6 +232,11 @@ class WatchConfig(_Strict):
             jpeg_quality=self.jpeg_quality, trim=self.trim, trim_margin=self.trim_margin,
             keep_16bit=self.keep_16bit, clean_edges=self.clean_edges,
         )
+
+    @property
+    def model_choice(self) -> str:
+        """What chooses this folder's model, as shown to people: a model, or its rule preset."""
+        return self.model if self.rules is None else f"rules: {self.rules}"
 
     @field_validator("name")
     @classmethod
@@ -347,10 +365,29 @@ def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
                 f".{options.extension}, or leave the extension out")
 
 
+def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
+    from mattectl.rules.presets import load_preset, locate, preset_dirs
+
+    dirs = preset_dirs(settings.daemon.rules_dir)
+    for i, watch in enumerate(settings.watch):
+        if watch.rules is None:
+            if watch.latency_budget_ms is not None:
+                yield f"watch[{i}].latency_budget_ms", "only used with `rules` (a preset)"
+            continue
+        if "model" in watch.model_fields_set:
+            yield f"watch[{i}].model", "set `model` (a fixed model) or `rules`, not both"
+        try:
+            load_preset(locate(watch.rules, dirs))
+        except ConfigError as exc:
+            found = "; ".join(f"{key}: {msg}" if key else msg for key, msg in exc.problems)
+            yield f"watch[{i}].rules", f"preset '{watch.rules}' is unusable ({found})"
+
+
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
     _check_outputs,
+    _check_rules,
 )
 
 

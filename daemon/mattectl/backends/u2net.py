@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import zipfile
 
 import numpy as np
@@ -32,7 +33,7 @@ def load_state_dict(path) -> dict[str, torch.Tensor]:
     """Read a checkpoint as plain tensors, never executing pickled code."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, pickle.UnpicklingError) as exc:
         raise ModelUnavailableError(
             f"cannot read weights {path}: {exc} (truncated or corrupt? "
             "`mattectl models verify` checks the files)") from exc
