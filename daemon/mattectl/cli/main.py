@@ -43,21 +43,10 @@ def _root(
 
 
 def main() -> None:
+    """Run the CLI. Typer (in standalone mode) reports usage errors and exits with their codes;
+    mattectl's own errors are printed without a traceback and mapped to their exit codes."""
     try:
-        # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        app()
     except MattectlError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         sys.exit(int(exc.exit_code))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

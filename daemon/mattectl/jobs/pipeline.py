@@ -44,6 +44,15 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def decode_photo(data: bytes, *, name: str, max_pixels: int, min_side: int) -> DecodedImage:
+    """Decode a photo and refuse one too small to matte; raises InputError naming it."""
+    image = decode(data, name=name, max_pixels=max_pixels)
+    if min(image.width, image.height) < min_side:
+        raise InputError(f"{name}: {image.width}x{image.height} is too small to matte "
+                         f"(daemon.min_side = {min_side})")
+    return image
+
+
 class MattingPipeline:
     def __init__(self, models: ModelCache, *, max_pixels: int, min_side: int = 16,
                  planner: RulePlanner | None = None) -> None:
@@ -85,12 +94,9 @@ class MattingPipeline:
 
     def _decode(self, data: bytes, name: str) -> tuple[DecodedImage, float]:
         start = time.perf_counter()
-        image = decode(data, name=name, max_pixels=self.max_pixels)
-        decode_ms = _ms_since(start)
-        if min(image.width, image.height) < self.min_side:
-            raise InputError(f"{name}: {image.width}x{image.height} is too small to matte "
-                             f"(daemon.min_side = {self.min_side})")
-        return image, decode_ms
+        image = decode_photo(data, name=name, max_pixels=self.max_pixels,
+                             min_side=self.min_side)
+        return image, _ms_since(start)
 
     @staticmethod
     def _render(image: DecodedImage, alpha: np.ndarray, options: OutputOptions,
