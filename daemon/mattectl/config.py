@@ -76,7 +76,12 @@ class DaemonConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity."
     )
-    workers: int = Field(1, ge=1, le=16, description="Jobs processed at the same time.")
+    workers: int = Field(
+        2, ge=1, le=16, description=(
+            "Jobs in flight at once. Each model runs one photo at a time, so with two a photo "
+            "is decoded and encoded while another is in the model (measured: "
+            "scripts/bench_daemon.py)."),
+    )
     rescan_interval_s: float = Field(
         60.0, gt=0, description="Full rescan of every drop folder, to catch missed events."
     )
