@@ -39,6 +39,7 @@ CONFIG = """
 state_dir = "state"
 heartbeat_s = 1.0
 allow_root = {allow_root}
+workers = {workers}
 [models]
 dir = "{models}"
 [[watch]]
@@ -61,12 +62,12 @@ def bare_loop(photos: list[Path], models: Path) -> float:
     return time.perf_counter() - start
 
 
-def daemon_run(photos: list[Path], models: Path, stability: float) -> dict:
+def daemon_run(photos: list[Path], models: Path, stability: float, workers: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="mattectl-bench-") as tmp:
         root = Path(tmp)
         (root / "in").mkdir()
         config = root / "mattectl.toml"
-        config.write_text(CONFIG.format(models=models, stability=stability,
+        config.write_text(CONFIG.format(models=models, stability=stability, workers=workers,
                                          allow_root=str(os.geteuid() == 0).lower()))
         env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
         log = (root / "daemon.log").open("w")
@@ -123,6 +124,7 @@ def main() -> None:
         os.environ.get("MATTECTL_MODELS_DIR", ROOT.parent / "shared/models")))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stability", type=float, default=0.5)
+    parser.add_argument("--workers", type=int, default=2, help="daemon.workers")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     photos = sorted(args.photos.iterdir())
@@ -130,7 +132,7 @@ def main() -> None:
     rounds = []
     for r in range(args.rounds):
         bare = bare_loop(photos, args.models)
-        daemon = daemon_run(photos, args.models, args.stability)
+        daemon = daemon_run(photos, args.models, args.stability, args.workers)
         rounds.append({"bare_s": bare, **daemon})
         print(f"round {r + 1}: bare {n / bare:.2f} img/s, daemon drop-to-last "
               f"{n / daemon['drop_to_last_s']:.2f} img/s, stages {daemon['stages_ms']}",
@@ -140,7 +142,7 @@ def main() -> None:
     stages = {stage: statistics.median(r["stages_ms"][stage] for r in rounds)
               for stage in rounds[0]["stages_ms"]}
     summary = {
-        "photos": n, "rounds": args.rounds,
+        "photos": n, "rounds": args.rounds, "workers": args.workers,
         "bare_img_per_s": n / med["bare_s"],
         "daemon_img_per_s": n / med["drop_to_last_s"],
         "daemon_steady_img_per_s": (n - 1) / med["first_to_last_s"],

@@ -61,3 +61,31 @@ def test_eval_refuses_a_model_that_is_not_installed(tmp_path: Path, shared_model
                     "--backend", "u2net", "--config", write_config(tmp_path, shared_models))
     assert done.returncode == 1
     assert "model 'u2net' is not installed" in done.stderr
+
+
+def test_eval_scores_a_rules_preset_and_names_the_rule_each_photo_took(
+        tmp_path: Path, shared_models: Path) -> None:
+    need(DATA)
+    write_small_set(tmp_path / "set", subjects=2, backgrounds=1)
+    cfg = write_config(tmp_path, shared_models)
+    done = mattectl("eval", "--images", tmp_path / "set" / "images", "--alphas",
+                    tmp_path / "set" / "alphas", "--preset", "default", "--backend", "u2netp",
+                    "--config", cfg, "--json", tmp_path / "eval.json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "eval.json").read_text())
+    assert set(data["means"]) == {"u2netp", "preset:default"}
+    for image in data["images"]:
+        score = image["scores"]["preset:default"]
+        assert score["error"] is None
+        # Only u2netp is installed here, so whichever rule matched, u2netp ran.
+        assert score["rule"].startswith("rule ") and "u2netp" in score["rule"]
+        assert "rule" not in image["scores"]["u2netp"]
+    assert "preset:default" in done.stdout
+
+
+def test_eval_rejects_an_unknown_preset(tmp_path: Path, shared_models: Path) -> None:
+    (tmp_path / "i").mkdir()
+    done = mattectl("eval", "--images", tmp_path / "i", "--alphas", tmp_path / "i",
+                    "--preset", "no-such-preset", "--config", write_config(tmp_path, shared_models))
+    assert done.returncode != 0
+    assert "no-such-preset" in done.stderr

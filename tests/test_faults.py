@@ -186,8 +186,9 @@ def test_job_log_locked_by_a_long_reader_and_a_writer(
 
 def test_input_deleted_or_replaced_before_processing(
         make_settings: Callable[..., Settings], tiny_models: Path, small_photo: Path) -> None:
+    # One worker: it holds the first photo inside the model while the others wait unread.
     settings = make_settings(watch={"name": "studio", "model": "gated", "stability_s": 0.1},
-                             models={"dir": str(tiny_models)})
+                             models={"dir": str(tiny_models)}, daemon={"workers": 1})
     inbox = settings.watch[0].input
     daemon = Daemon(settings)
     daemon.start()

@@ -21,12 +21,14 @@ from watchdog.observers.api import BaseObserver
 
 from mattectl import __version__, config, housekeeping
 from mattectl.backends.cache import ModelCache
-from mattectl.config import Settings
+from mattectl.backends.catalog import Availability
+from mattectl.config import Settings, WatchConfig
 from mattectl.errors import ConfigError, InvalidTransitionError, MattectlError
 from mattectl.fsutil import sweep_temp_files
 from mattectl.gpu import nvidia_gpus
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.worker import JobWorker
+from mattectl.rules.planner import RulePlanner
 from mattectl.scheduler import build_scheduler
 from mattectl.sdnotify import Notifier
 from mattectl.store.repository import Job, JobRepository
@@ -90,6 +92,7 @@ class Daemon:
         self._unhealthy: str | None = None
         self.repo: JobRepository | None = None
         self.models: ModelCache | None = None
+        self.planner: RulePlanner | None = None
         self.intake: Intake | None = None
         self.observers: list[BaseObserver] = []
         self.workers: list[JobWorker] = []
@@ -134,10 +137,12 @@ class Daemon:
         assert self.repo is not None and self.models is not None
         settings = self.settings
         self._prepare_folders()
+        self.planner = RulePlanner.create(self.models, settings.daemon.rules_dir, self.repo)
         self.check_models()
         self._preload()
         pipeline = MattingPipeline(self.models, max_pixels=settings.daemon.max_pixels,
-                                   min_side=settings.daemon.min_side)
+                                   min_side=settings.daemon.min_side,
+                                   planner=self.planner)
         self.intake = Intake(settings.watch, self.repo, self._on_queued)
         self.intake.start()
         self.observers = start_observers(settings.watch, self.intake.notify)
@@ -293,7 +298,7 @@ class Daemon:
         """Hold the jobs of folders whose model cannot run, and say how to fix it."""
         assert self.models is not None
         for watch in self.settings.watch:
-            found = self.models.availability(watch.model)
+            found = self._folder_availability(watch)
             if not found.ok and watch.name not in self.paused:
                 logger.error("folder %s is paused (photos are queued, not processed): %s",
                              watch.name, found.reason)
@@ -305,6 +310,14 @@ class Daemon:
         idle = self.settings.models.idle_unload_s
         if idle > 0:
             self.models.unload_idle(idle)
+
+    def _folder_availability(self, watch: WatchConfig) -> Availability:
+        """A fixed model must be available; a rules folder only needs some model to run."""
+        assert self.models is not None
+        if watch.rules is None or self.planner is None:
+            return self.models.availability(watch.model)
+        problem = self.planner.folder_problem(watch.rules)
+        return Availability(problem is None, None, problem or "")
 
     def rescan(self) -> None:
         if self.intake is not None:

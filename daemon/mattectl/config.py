@@ -76,7 +76,12 @@ class DaemonConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity."
     )
-    workers: int = Field(1, ge=1, le=16, description="Jobs processed at the same time.")
+    workers: int = Field(
+        2, ge=1, le=16, description=(
+            "Jobs in flight at once. Each model runs one photo at a time, so with two a photo "
+            "is decoded and encoded while another is in the model (measured: "
+            "scripts/bench_daemon.py)."),
+    )
     rescan_interval_s: float = Field(
         60.0, gt=0, description="Full rescan of every drop folder, to catch missed events."
     )
@@ -101,6 +106,13 @@ class DaemonConfig(_Strict):
         90.0, ge=0, description="Finished job rows older than this are pruned (0 keeps them)."
     )
     allow_root: bool = Field(False, description="Allow running as root (not recommended).")
+    rules_dir: ConfigPath = Field(
+        Path("rules"),
+        description=(
+            "Rule presets (<name>.toml), looked up here before the presets shipped with "
+            "mattectl; a file here overrides a shipped preset of the same name."
+        ),
+    )
 
 
 class U2NetConfig(_Strict):
@@ -216,6 +228,12 @@ class WatchConfig(_Strict):
         3.0, ge=0, description="A file is taken once its size and mtime are unchanged this long."
     )
     model: str = Field("u2netp", description="Model that mattes this folder's photos.")
+    rules: str | None = Field(
+        None, description="Rule preset that chooses the model per photo (overrides `model`)."
+    )
+    latency_budget_ms: float | None = Field(
+        None, gt=0, description="With `rules`: expected inference time per photo not to exceed."
+    )
     on_success: Literal["keep", "move"] = Field("keep", description="What happens to the original.")
     on_failure: Literal["keep", "move"] = Field("keep", description="Likewise when the job fails.")
     processed_dir: ConfigPath | None = Field(None, description="Needed when on_success = 'move'.")
@@ -265,6 +283,11 @@ class WatchConfig(_Strict):
             jpeg_quality=self.jpeg_quality, trim=self.trim, trim_margin=self.trim_margin,
             keep_16bit=self.keep_16bit, clean_edges=self.clean_edges,
         )
+
+    @property
+    def model_choice(self) -> str:
+        """What chooses this folder's model, as shown to people: a model, or its rule preset."""
+        return self.model if self.rules is None else f"rules: {self.rules}"
 
     @field_validator("name")
     @classmethod
@@ -409,12 +432,31 @@ def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
                 f".{options.extension}, or leave the extension out")
 
 
+def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
+    from mattectl.rules.presets import load_preset, locate, preset_dirs
+
+    dirs = preset_dirs(settings.daemon.rules_dir)
+    for i, watch in enumerate(settings.watch):
+        if watch.rules is None:
+            if watch.latency_budget_ms is not None:
+                yield f"watch[{i}].latency_budget_ms", "only used with `rules` (a preset)"
+            continue
+        if "model" in watch.model_fields_set:
+            yield f"watch[{i}].model", "set `model` (a fixed model) or `rules`, not both"
+        try:
+            load_preset(locate(watch.rules, dirs))
+        except ConfigError as exc:
+            found = "; ".join(f"{key}: {msg}" if key else msg for key, msg in exc.problems)
+            yield f"watch[{i}].rules", f"preset '{watch.rules}' is unusable ({found})"
+
+
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
     _check_gpu,
     _check_timeouts,
     _check_outputs,
+    _check_rules,
 )
 
 

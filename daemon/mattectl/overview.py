@@ -108,7 +108,8 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
     for watch in settings.watch:
         c = counts.get(watch.name, {})
         folders.append(FolderOverview(
-            name=watch.name, input=str(watch.input), output=str(watch.output), model=watch.model,
+            name=watch.name, input=str(watch.input), output=str(watch.output),
+            model=watch.model_choice,
             queued=c.get("queued", 0) - c.get("waiting", 0), waiting=c.get("waiting", 0),
             running=c.get("running", 0), done=c.get("done", 0), failed=c.get("failed", 0),
             paused=paused.get(watch.name),

@@ -21,5 +21,5 @@ def check(
     settings = load_settings(path or config)
     console.print(f"[green]ok[/]: {settings.source}", highlight=False)
     for watch in settings.watch:
-        console.print(f"  {watch.name}: {watch.input} -> {watch.output} ({watch.model}"
+        console.print(f"  {watch.name}: {watch.input} -> {watch.output} ({watch.model_choice}"
                       f"{', polling' if watch.polling else ''})", highlight=False)

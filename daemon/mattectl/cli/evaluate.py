@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -15,9 +15,11 @@ from mattectl.cli.common import ConfigOption, console, err_console, load_setting
 from mattectl.errors import ExitCode
 from mattectl.evaluation import summary
 from mattectl.evaluation.metrics import METRICS, Region
+from mattectl.evaluation.presets import PresetMatter
 from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import ImageResult, choose_models, evaluate, find_samples
 from mattectl.fsutil import write_file
+from mattectl.rules.planner import RulePlanner
 
 
 def _keys(region: Region) -> list[str]:
@@ -37,7 +39,8 @@ def _images_table(results: list[ImageResult], backends: list[str], region: Regio
             if score.error:
                 table.add_row(result.sample.name, b, f"[red]{score.error}[/]")
                 continue
-            table.add_row(result.sample.name, b,
+            label = f"{b}\n{score.rule}" if score.rule else b
+            table.add_row(result.sample.name, label,
                           *(f"{score.metrics[k]:.4g}" for k in _keys(region)),
                           f"{score.inference_ms:.0f}")
     return table
@@ -65,7 +68,10 @@ def eval_command(
     alphas: Annotated[Path, typer.Option(help="Folder of true alpha mattes, same file stems.")],
     backend: Annotated[list[str] | None, typer.Option(
         "--backend", "-b", help="Model to evaluate (repeat for several) [default: every "
-        "installed model].")] = None,
+        "installed model, unless --preset is given].")] = None,
+    preset: Annotated[list[str] | None, typer.Option(
+        "--preset", "-p", help="Rules preset to evaluate as the daemon would run it, each "
+        "photo through the model its rules choose (repeat for several).")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
     = None,
@@ -74,9 +80,17 @@ def eval_command(
     """Score each model's alpha against the truth: SAD, MSE, MAE, Grad, Conn."""
     settings = load_settings_or_defaults(config)
     models = ModelCache(settings.models, settings.models_dir)
-    names = choose_models(models, backend)
+    backends: dict[str, Any] = {}
+    if backend or not preset:
+        backends.update({name: models.get(name) for name in choose_models(models, backend)})
+    if preset:
+        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo=None)
+        for name in preset:
+            planner.presets.get(name)  # an unknown or invalid preset fails here, by name
+            matter = PresetMatter(planner, name)
+            backends[matter.name] = matter
+    names = list(backends)
     samples = find_samples(images, alphas)
-    backends = {name: models.get(name) for name in names}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("evaluating", total=len(samples))

@@ -18,6 +18,7 @@ from mattectl.cli.common import (
 )
 from mattectl.errors import ExitCode
 from mattectl.jobs.status import JobStatus
+from mattectl.rules.report import describe
 
 app = typer.Typer(help="List, inspect and retry jobs.", no_args_is_help=True)
 
@@ -68,8 +69,16 @@ def show(job_id: int, config: ConfigOption = None, as_json: JsonOption = False) 
     width = max(map(len, data))
     for key, value in data.items():
         if key == "decision" and value:
-            value = json.dumps(value, indent=2)
+            _show_decision(value, width)
+            continue
         console.print(f"{key:<{width}}  {'-' if value is None else value}", highlight=False)
+
+
+def _show_decision(decision: dict, width: int) -> None:
+    console.print(f"{'decision':<{width}}", highlight=False)
+    for label, text in describe(decision):
+        console.print(f"  {label:<{width - 2}}  {text}", highlight=False, markup=False,
+                      soft_wrap=True)
 
 
 @app.command("retry")

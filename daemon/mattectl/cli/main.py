@@ -7,7 +7,7 @@ import sys
 import typer
 
 from mattectl import __version__
-from mattectl.cli import bench, config_cmd, evaluate, jobs, models, process, run, status
+from mattectl.cli import bench, config_cmd, evaluate, jobs, models, process, rules, run, status
 from mattectl.cli.common import err_console
 from mattectl.errors import MattectlError
 
@@ -26,6 +26,7 @@ app.command("bench")(bench.bench)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")
+app.add_typer(rules.app, name="rules")
 
 
 def _version(value: bool) -> None:
@@ -43,21 +44,10 @@ def _root(
 
 
 def main() -> None:
+    """Run the CLI. Typer (in standalone mode) reports usage errors and exits with their codes;
+    mattectl's own errors are printed without a traceback and mapped to their exit codes."""
     try:
-        # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        app()
     except MattectlError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         sys.exit(int(exc.exit_code))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

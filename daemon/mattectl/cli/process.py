@@ -70,6 +70,7 @@ def process(
     backend = models.get(model)
     backend.load()
     stages = MattingStages(backend, max_pixels=settings.daemon.max_pixels,
+                           min_side=settings.daemon.min_side,
                            collision="overwrite" if overwrite else "suffix", options=options)
     photos = [Photo(str(rel), path=path, target=out / rel.with_suffix(f".{options.extension}"))
               for path, rel in collect_inputs(paths)]

@@ -109,7 +109,8 @@ def _image_article(rank: int, result: ImageResult, backends: Sequence[str]) -> s
                         f"{escape(score.error)}</td></tr>")
             continue
         cells = "".join(f"<td>{_num(score.metrics[k])}</td>" for k in summary.METRIC_KEYS)
-        rows.append(f"<tr><td>{escape(b)}</td>{cells}<td>{score.inference_ms:.0f}</td></tr>")
+        label = escape(b) + (f"<br><small>{escape(score.rule)}</small>" if score.rule else "")
+        rows.append(f"<tr><td>{label}</td>{cells}<td>{score.inference_ms:.0f}</td></tr>")
     table = (f"<table><tr><th>backend</th>{_metric_headers()}<th>inference ms</th></tr>"
              f"{''.join(rows)}</table>")
     pictures = []

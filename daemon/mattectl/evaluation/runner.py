@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from mattectl.backends.base import MattingBackend
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS
 from mattectl.config import DEFAULT_EXTENSIONS
@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 PREVIEW_SIDE = 360
 
 
+class Matter(Protocol):
+    """What evaluation needs of a model: a backend, or a rules preset (evaluation.presets)."""
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Sample:
     name: str
@@ -44,6 +50,7 @@ class Score:
     metrics: dict[str, float]  # measure()'s keys; empty when the backend failed
     inference_ms: float
     error: str | None = None
+    rule: str | None = None  # for a preset: the rule and model this photo took
 
 
 @dataclass(frozen=True)
@@ -148,18 +155,18 @@ class _PreviewMaker:
         return Previews(encode_jpeg(self.photo), encode_jpeg(truth), self.cutouts, self.heat)
 
 
-def _score(backend: MattingBackend, rgb: np.ndarray,
+def _score(backend: Matter, rgb: np.ndarray,
            truth: np.ndarray) -> tuple[Score, np.ndarray | None]:
     start = time.perf_counter()
     try:
         alpha = backend.predict(rgb)
     except MattectlError as exc:
-        return Score({}, 0.0, str(exc)), None
+        return Score({}, 0.0, str(exc), getattr(backend, "last_rule", None)), None
     elapsed = (time.perf_counter() - start) * 1000
-    return Score(measure(alpha, truth), elapsed), alpha
+    return Score(measure(alpha, truth), elapsed, rule=getattr(backend, "last_rule", None)), alpha
 
 
-def evaluate_one(sample: Sample, backends: Mapping[str, MattingBackend],
+def evaluate_one(sample: Sample, backends: Mapping[str, Matter],
                  preview_side: int = PREVIEW_SIDE) -> ImageResult:
     """Every backend on one photo, scored against its truth, with previews."""
     try:
@@ -175,7 +182,7 @@ def evaluate_one(sample: Sample, backends: Mapping[str, MattingBackend],
     return ImageResult(sample, rgb.shape[1], rgb.shape[0], scores, previews.done())
 
 
-def evaluate(samples: Sequence[Sample], backends: Mapping[str, MattingBackend], *,
+def evaluate(samples: Sequence[Sample], backends: Mapping[str, Matter], *,
              preview_side: int = PREVIEW_SIDE,
              progress: Callable[[ImageResult], None] = lambda result: None) -> list[ImageResult]:
     """:func:`evaluate_one` for every sample, in order; ``progress`` hears of each result."""

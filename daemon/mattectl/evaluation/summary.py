@@ -75,6 +75,7 @@ def to_json(results: Sequence[ImageResult], backends: Sequence[str],
             "name": r.sample.name, "image": str(r.sample.image), "truth": str(r.sample.alpha),
             "width": r.width, "height": r.height, "tags": r.sample.tags, "error": r.error,
             "scores": {b: {"error": s.error, "inference_ms": round(s.inference_ms, 1),
+                           **({"rule": s.rule} if s.rule else {}),
                            **{k: _clean(v) for k, v in s.metrics.items()}}
                        for b, s in r.scores.items()},
         } for r in results],

@@ -25,8 +25,9 @@ _SEPARATION = 0.01
 # How far (relative to that distance) a pixel may lie from the line between the two local
 # colours before the solution is no longer trusted (measured: scripts/measure_edges.py).
 _RESIDUAL = 0.1
-_WORK_PIXELS = 1e6
+_WORK_PIXELS = 0.25e6
 _REMAP_COLUMNS = 4096
+_COARSE = 4  # blur fusion's wide pass runs at 1/4 of the working resolution
 
 
 def _box(img: np.ndarray, radius: int) -> np.ndarray:
@@ -99,13 +100,28 @@ def foreground_at(image: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
     width, height = _work_size(*alpha.shape)
     image_s, alpha_s = _small(image, (width, height)), _small(alpha, (width, height))
     a = alpha_s[:, :, None]
-    fg = _blurred(image_s, alpha_s, 90)
-    bg = _blurred(image_s, 1 - alpha_s, 90)
+    fg, bg = _wide_means(image_s, alpha_s, 90)
     fg = np.clip(fg + a * (image_s - a * fg - (1 - a) * bg), 0, 1)
     fg = _mean(_sample(_sums(fg, alpha_s, 6), rows, cols, alpha.shape))
     bg = _mean(_sample(_sums(bg, 1 - alpha_s, 6), rows, cols, alpha.shape))
     a = alpha[rows, cols][:, None]
     return np.clip(fg + a * (_unit(image[rows, cols]) - a * fg - (1 - a) * bg), 0, 1)
+
+
+def _wide_means(image: np.ndarray, alpha: np.ndarray, radius: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Blur fusion's first pass: alpha- and (1 - alpha)-weighted local means over ``radius``.
+
+    A box this wide is smooth, so it is computed at a quarter of the resolution (radius / 4)
+    and enlarged: about 16 times less work (measured: scripts/measure_edges.py)."""
+    size = (max(1, image.shape[1] // _COARSE), max(1, image.shape[0] // _COARSE))
+    image_c = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    alpha_c = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    r = max(1, round(radius / _COARSE))
+    back = (image.shape[1], image.shape[0])
+    fg = cv2.resize(_blurred(image_c, alpha_c, r), back, interpolation=cv2.INTER_LINEAR)
+    bg = cv2.resize(_blurred(image_c, 1 - alpha_c, r), back, interpolation=cv2.INTER_LINEAR)
+    return fg, bg
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Many photos through one model at once: the matting steps as stages of a StagedPipeline.
 
-The steps are those of :class:`~mattectl.jobs.pipeline.MattingPipeline` (decode, alpha, RGBA
-PNG), split so that decoding and encoding overlap inference. ``mattectl process`` and
-``mattectl bench`` run photos through them.
+The steps are those of :class:`~mattectl.jobs.pipeline.MattingPipeline` (the same decoding
+and rendering functions), split so that decoding and encoding overlap inference.
+``mattectl process`` and ``mattectl bench`` run photos through them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from mattectl.backends.base import MattingBackend
 from mattectl.errors import InputError, OutputError
 from mattectl.fsutil import write_file
 from mattectl.imageio.options import OutputOptions
-from mattectl.imageio.read import DecodedImage, decode
+from mattectl.imageio.read import DecodedImage
 from mattectl.imageio.write import render
+from mattectl.jobs.pipeline import decode_photo
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,11 @@ class Written:
 class MattingStages:
     """Decode (read + decode), infer (the backend, batched), encode (render + write)."""
 
-    def __init__(self, backend: MattingBackend, *, max_pixels: int,
+    def __init__(self, backend: MattingBackend, *, max_pixels: int, min_side: int = 16,
                  collision: str = "suffix", options: OutputOptions | None = None) -> None:
         self.backend = backend
         self.max_pixels = max_pixels
+        self.min_side = min_side
         self.collision = collision
         self.options = options or OutputOptions()
 
@@ -55,7 +57,8 @@ class MattingStages:
                 data = photo.path.read_bytes()
             except OSError as exc:
                 raise InputError(f"{photo.name}: cannot read: {exc.strerror or exc}") from None
-        return decode(data, name=photo.name, max_pixels=self.max_pixels)
+        return decode_photo(data, name=photo.name, max_pixels=self.max_pixels,
+                            min_side=self.min_side)
 
     def infer(self, batch: list[DecodedImage]) -> list[np.ndarray]:
         return self.backend.predict_batch([image.rgb for image in batch])

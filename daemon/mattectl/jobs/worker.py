@@ -38,6 +38,7 @@ from mattectl.fsutil import inside, write_file
 from mattectl.jobs.disposition import move_original
 from mattectl.jobs.naming import output_path
 from mattectl.jobs.pipeline import Cutout, MattingPipeline
+from mattectl.rules.planner import FolderRules, RuleBlockedError
 from mattectl.store.repository import Job, JobRepository, JobResult
 
 logger = logging.getLogger(__name__)
@@ -150,14 +151,16 @@ class JobWorker:
             return self._fail(job, None, f"folder '{job.folder}' is no longer configured",
                               JobResult())
         started = time.perf_counter()
-        result = JobResult(model=watch.model, db_ms=db_ms)
+        rules = FolderRules.of(watch)
+        result = JobResult(model=None if rules else watch.model, db_ms=db_ms)
         try:
             data = self._read_input(job)
             cutout = self.pipeline.run(data, name=job.rel_path, model=watch.model,
-                                       options=watch.output_options)
-            result = replace(result, device=cutout.device, width=cutout.width,
-                             height=cutout.height, decode_ms=cutout.decode_ms,
-                             inference_ms=cutout.inference_ms, encode_ms=cutout.encode_ms)
+                                       options=watch.output_options, rules=rules)
+            result = replace(result, model=cutout.model, device=cutout.device,
+                             width=cutout.width, height=cutout.height,
+                             decode_ms=cutout.decode_ms, inference_ms=cutout.inference_ms,
+                             encode_ms=cutout.encode_ms, decision=cutout.decision)
             written, note = self._write_output(job, watch, cutout)
             result = replace(result, output_path=written, note=note,
                              total_ms=_ms_since(started))
@@ -166,6 +169,8 @@ class JobWorker:
         except InputError as exc:
             return self._fail(job, watch, str(exc), result)
         except RETRYABLE as exc:
+            if isinstance(exc, RuleBlockedError):  # keep the decision that says why
+                result = replace(result, decision=exc.decision)
             return self._retry_or_fail(job, watch, str(exc), result)
         except InvalidTransitionError as exc:
             logger.warning("job %d was taken from this worker: %s", job.id, exc)

@@ -1,0 +1,197 @@
+"""The rules engine inside the worker and the daemon: real photos, real u2netp, real SQLite.
+
+The weights in ../shared hold u2netp only, so the shipped presets' u2net and bshm choices are
+unavailable here: exactly the fallback a studio without those models gets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mattectl.app import Daemon
+from mattectl.backends.cache import ModelCache
+from mattectl.config import Settings
+from mattectl.jobs.pipeline import MattingPipeline
+from mattectl.jobs.status import JobStatus
+from mattectl.jobs.worker import JobWorker
+from mattectl.rules.planner import RulePlanner
+from mattectl.store.repository import Job, JobRepository, NewJob
+
+from .support import wait_for
+
+PORTRAIT = "photo-1552374196-c4e7ffc6e126.jpeg"
+
+
+def queue(repo: JobRepository, settings: Settings, photo: Path, name: str | None = None) -> Job:
+    """Copy a real photo into the folder's drop folder and queue it as the intake would."""
+    watch = settings.watch[0]
+    target = watch.input / (name or photo.name)
+    shutil.copyfile(photo, target)
+    data = target.read_bytes()
+    stat = target.stat()
+    job, _ = repo.add(NewJob(watch.name, target, target.name, hashlib.sha256(data).hexdigest(),
+                             stat.st_size, stat.st_mtime_ns))
+    return job
+
+
+@pytest.fixture
+def make_worker(repo: JobRepository) -> Iterator[Callable[[Settings], JobWorker]]:
+    caches: list[ModelCache] = []
+
+    def build(settings: Settings) -> JobWorker:
+        models = ModelCache(settings.models, settings.models_dir)
+        caches.append(models)
+        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
+        pipeline = MattingPipeline(models, max_pixels=settings.daemon.max_pixels,
+                                   planner=planner)
+        return JobWorker("test:w0", repo, pipeline, settings,
+                         folders=lambda: [w.name for w in settings.watch],
+                         wake=threading.Event())
+
+    yield build
+    for cache in caches:
+        cache.unload_all()
+
+
+def photo(human_photos: list[Path], name: str) -> Path:
+    return next(p for p in human_photos if p.name == name)
+
+
+def run_done(worker: JobWorker) -> Job:
+    """Process the queued job; it must succeed."""
+    job = worker.run_once()
+    assert job is not None
+    assert job.status == JobStatus.DONE, job.error
+    return job
+
+
+def test_a_rules_folder_records_the_decision_on_the_job(
+        make_settings, make_worker, repo, human_photos) -> None:
+    settings = make_settings(watch={"rules": "live"})
+    queue(repo, settings, photo(human_photos, PORTRAIT))
+    job = run_done(make_worker(settings))
+    decision = job.decision
+    assert decision is not None
+    assert (decision["preset"], decision["rule"], decision["model"]) == ("live", "fast", "u2netp")
+    assert decision["probe"]["reused"] is True  # no second pass for a large subject
+    assert decision["facts"]["subject"]["fraction"] >= 0.25
+    assert decision["facts"]["file"] == PORTRAIT
+    assert job.model == "u2netp"
+    assert job.inference_ms
+    assert job.inference_ms > 0
+    with Image.open(job.output_path) as cutout:
+        assert cutout.mode == "RGBA"
+        assert cutout.size == (job.width, job.height)
+
+
+def test_missing_models_fall_back_with_the_reason_recorded(
+        make_settings, make_worker, repo, human_photos) -> None:
+    settings = make_settings(watch={"rules": "default"})
+    queue(repo, settings, photo(human_photos, PORTRAIT))
+    job = run_done(make_worker(settings))
+    decision = job.decision
+    assert (decision["rule"], decision["model"], decision["fallback"]) == (
+        "portrait", "u2netp", True)
+    notes = " | ".join(decision["notes"])
+    assert "bshm unavailable: model 'bshm' is not known" in notes or \
+        "bshm unavailable: model 'bshm' is not installed" in notes
+    assert "u2net unavailable: model 'u2net' is not installed" in notes
+
+
+def test_a_model_that_fails_to_load_is_dropped_and_the_decision_taken_again(
+        tmp_path, make_settings, make_worker, repo, human_photos) -> None:
+    corrupt = tmp_path / "u2net.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    settings = make_settings(watch={"rules": "default"}, models={"paths": {"u2net": str(corrupt)}})
+    queue(repo, settings, photo(human_photos, PORTRAIT))
+    job = run_done(make_worker(settings))
+    assert job.decision["model"] == "u2netp"
+    u2net = job.decision["facts"]["models"]["u2net"]
+    assert u2net["available"] is False
+    assert "cannot read weights" in u2net["reason"]
+
+
+def test_a_required_rule_fails_the_job_instead_of_falling_back(
+        tmp_path, make_settings, make_worker, repo, human_photos) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bshm-only.toml").write_text(
+        '[[rules]]\nname = "bshm"\nmodel = "bshm"\nrequired = true\n')
+    settings = make_settings(watch={"rules": "bshm-only"}, daemon={"max_attempts": 1})
+    queue(repo, settings, photo(human_photos, PORTRAIT))
+    job = make_worker(settings).run_once()
+    assert job is not None
+    assert job.status == JobStatus.FAILED
+    assert "rule 'bshm' is required" in job.error
+    assert job.decision["blocked"]
+    assert job.decision["model"] is None
+    output = settings.watch[0].output
+    assert not output.exists() or not list(output.iterdir())  # no output at all
+    assert (settings.watch[0].input / PORTRAIT).is_file()  # the original stays
+
+
+def test_an_edited_preset_applies_to_the_next_photo(
+        tmp_path, make_settings, make_worker, repo, human_photos) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    preset = rules / "mine.toml"
+    preset.write_text('[[rules]]\nname = "one"\nmodel = "u2netp"\n')
+    settings = make_settings(watch={"rules": "mine"})
+    worker = make_worker(settings)
+    queue(repo, settings, photo(human_photos, PORTRAIT))
+    assert run_done(worker).decision["rule"] == "one"
+    preset.write_text('[[rules]]\nname = "two"\nmodel = "u2netp"\ncrop_to_subject = true\n')
+    queue(repo, settings, photo(human_photos, "Two_dancers.jpg"))
+    second = run_done(worker)
+    assert second.decision["rule"] == "two"
+
+
+def test_a_small_subject_is_matted_on_a_crop(
+        tmp_path, make_settings, make_worker, repo, human_photos) -> None:
+    # A real photo pasted small into a wide frame of plain backdrop.
+    rgb = np.asarray(Image.open(photo(human_photos, "Two_dancers.jpg")).convert("RGB"))
+    h, w = rgb.shape[:2]
+    canvas = np.full((3 * h, 3 * w, 3), 200, np.uint8)
+    canvas[h:2 * h, w:2 * w] = rgb
+    wide = tmp_path / "wide.png"
+    Image.fromarray(canvas).save(wide)
+    settings = make_settings(watch={"rules": "live"})
+    queue(repo, settings, wide)
+    job = run_done(make_worker(settings))
+    assert job.decision["rule"] == "small-subject"
+    x0, y0, x1, y1 = job.decision["crop"]
+    assert x0 <= w
+    assert y0 <= h
+    assert x1 >= 2 * w - 1
+    assert y1 >= 2 * h - 1
+    alpha = np.asarray(Image.open(job.output_path))[:, :, 3]
+    outside = alpha.copy()
+    outside[y0:y1, x0:x1] = 0
+    assert outside.max() == 0
+    assert alpha[y0:y1, x0:x1].max() == 255
+
+
+def test_the_daemon_processes_a_rules_folder(make_settings, human_photos) -> None:
+    settings = make_settings(watch={"rules": "default", "latency_budget_ms": 5000})
+    daemon = Daemon(settings)
+    daemon.start()
+    try:
+        assert daemon.paused == {}  # u2net and bshm are missing, but u2netp can run
+        shutil.copyfile(photo(human_photos, PORTRAIT), settings.watch[0].input / PORTRAIT)
+        assert daemon.repo is not None
+        repo = daemon.repo
+        job = wait_for(lambda: next((j for j in repo.list() if j.status == JobStatus.DONE),
+                                    None), timeout=120, what="the job to finish")
+        assert job.decision["preset"] == "default"
+        assert job.model == "u2netp"
+        assert job.decision["facts"]["latency_budget_ms"] == 5000
+    finally:
+        daemon.stop()
