@@ -11,12 +11,12 @@ Why a process (``models.isolation = "process"``, the default), on evidence:
 - TensorFlow never gives GPU memory back to the system; a CUDA error poisons the CUDA context
   until the process ends. Ending the child (idle unload, restart) returns all of it.
 - TensorFlow's CUDA 12 libraries and PyTorch's CUDA 13 ones never share a process.
-- The price, measured with scripts/bench_backends.py on a shared 2-core CPU machine (load
-  average 9-11): the hop itself (a 1080p photo there, its float alpha back, see ``wire``) adds
-  a median 18 ms per photo (16 ms at best), under 0.5% of U²-Net's 4-8 s there; whole-job
-  medians of the two modes differ by less than the machine's noise (ratios 0.89 to 1.36 from
-  run to run). Starting the child costs 5 s (PyTorch) to 9-13 s (TensorFlow) once per load,
-  against under 1 s in-process.
+- The price, measured with scripts/bench_backends.py (1080p, CPU, 2 cores, repetitions
+  alternating between the modes; two runs on a quiet machine): the hop itself (the photo there,
+  its float alpha back, see ``wire``) adds 9-12 ms per photo; whole calls take +41-75 ms for
+  U²-NetP (0.60-0.69 s inline, ratio 1.06-1.12) and +26-33 ms for the small BSHM test graph
+  (0.13 s inline, ratio 1.20-1.25). Starting the child costs 2.4-3.3 s (PyTorch) and 4.1-4.6 s
+  (TensorFlow) once per load, against under 0.2 s in-process.
 
 A failure ends as a :class:`BackendError` naming what happened (the signal, the child's last
 words on stderr, or the timeout); the worker's retry path retries or fails the job with it, and
