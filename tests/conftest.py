@@ -65,7 +65,10 @@ def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings
         data: dict[str, Any] = {
             "daemon": {"state_dir": "state", "heartbeat_s": 0.5, "retry_delay_s": 0.2,
                        "allow_root": AS_ROOT, **sections.pop("daemon", {})},
-            "models": {"dir": str(shared_models), **sections.pop("models", {})},
+            # In-process models: the tests' own backends (tiny_backend) live in this process.
+            # The default, process isolation, is tested in test_isolated/test_daemon_backends.
+            "models": {"dir": str(shared_models), "isolation": "inline",
+                       **sections.pop("models", {})},
             "watch": tables,
             **sections,
         }
@@ -103,6 +106,37 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     proc = DaemonProcess(tmp_path)
     yield proc
     proc.kill_if_running()
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Refuse every connection and name lookup that leaves this machine; returns the attempts
+    (a test asserts the list is empty). Loopback and Unix sockets stay allowed."""
+    import socket
+
+    attempts: list[str] = []
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def local(host: object) -> bool:
+        return not isinstance(host, str) or host in ("localhost", "") or \
+            host.startswith(("127.", "::1", "/"))
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if not local(host):
+            attempts.append(f"connect {address}")
+            raise OSError(f"network access refused in tests: {address}")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not local(host):
+            attempts.append(f"lookup {host}")
+            raise socket.gaierror(f"name lookup refused in tests: {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return attempts
 
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

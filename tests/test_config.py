@@ -131,3 +131,21 @@ def test_config_check_command(folders: Path) -> None:
     result = runner.invoke(app, ["config", "check", str(bad)])
     assert isinstance(result.exception, ConfigError)
     assert "watch[0].input" in str(result.exception)
+
+
+def test_gpu_and_isolation_settings_are_checked(folders: Path) -> None:
+    path = write(folders, '[models]\ndevice = "cpu"\nrequire_gpu = true\npredict_timeout_s = 500\n'
+                          '[models.bshm]\nmax_side = 10\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    found = problems(exc)
+    assert found["models.bshm.max_side"].startswith("Input should be greater than or equal to")
+    path = write(folders, '[models]\ndevice = "cpu"\nrequire_gpu = true\npredict_timeout_s = 500\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc) == {
+        "models.require_gpu": "cannot be true while models.device = 'cpu'",
+        "models.predict_timeout_s": "load_timeout_s + predict_timeout_s (240 + 500 s) must stay "
+                                    "under daemon.job_timeout_s (600 s)"}
+    path = write(folders, '[models]\nisolation = "inline"\npredict_timeout_s = 500\n')
+    assert config.load(path).models.predict_timeout_s == 500  # no child to time out

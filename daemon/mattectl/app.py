@@ -25,6 +25,7 @@ from mattectl.backends.catalog import Availability
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import ConfigError, InvalidTransitionError, MattectlError
 from mattectl.fsutil import sweep_temp_files
+from mattectl.gpu import nvidia_gpus
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.worker import JobWorker
 from mattectl.rules.planner import RulePlanner
@@ -98,11 +99,13 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
         # Workers still inside a job after the grace period; their jobs were re-queued.
         self.abandoned: list[JobWorker] = []
+        self.gpus: list[str] = []  # NVIDIA GPUs the driver shows (see mattectl.gpu)
 
     # -- start and stop ------------------------------------------------------------------------
 
     def start(self) -> None:
         check_user(self.settings)
+        self._check_gpu()
         prepare_state_dir(self.settings.daemon.state_dir)
         self.lock.acquire()
         self._open_job_log()
@@ -241,6 +244,18 @@ class Daemon:
 
     # -- start-up steps ------------------------------------------------------------------------
 
+    def _check_gpu(self) -> None:
+        """Find the NVIDIA GPUs from the driver's files; with models.require_gpu, none is fatal."""
+        self.gpus = nvidia_gpus()
+        if self.gpus:
+            logger.info("GPU: %s", ", ".join(self.gpus))
+        elif self.settings.models.require_gpu:
+            raise MattectlError("models.require_gpu is set, but this machine shows no NVIDIA GPU "
+                                "(no /proc/driver/nvidia/gpus, no /dev/nvidia*, or "
+                                "CUDA_VISIBLE_DEVICES hides them): not starting")
+        else:
+            logger.info("no NVIDIA GPU on this machine: models run on the CPU")
+
     def _open_job_log(self) -> None:
         db = self.settings.database_path
         self.repo = JobRepository.open(db)
@@ -366,6 +381,7 @@ class Daemon:
             "config": str(self.settings.source) if self.settings.source else None,
             "paused": dict(self.paused),
             "models": self.models.describe(models) if self.models else {},
+            "gpus": self.gpus,
             "pending_files": self.intake.pending if self.intake else 0,
             "workers": len(self.workers),
             "unhealthy": self._unhealthy,

@@ -124,6 +124,30 @@ class U2NetConfig(_Strict):
         ),
     )
     half: bool = Field(True, description="Half precision on CUDA (ignored on the CPU).")
+    gpu_memory_mb: int = Field(
+        0, ge=0, description="Cap on the GPU memory PyTorch may hold for U²-Net; 0: no cap.")
+
+
+class BshmConfig(_Strict):
+    model_id: str = Field(
+        "damo/cv_unet_image-matting",
+        description="ModelScope model id that `mattectl models pull bshm` downloads.",
+    )
+    max_side: int = Field(
+        2000, ge=64,
+        description="Longer photos are reduced to this long side for BSHM (the model card's "
+                    "limit); the alpha is brought back to full size.",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0,
+        description="TensorFlow threads inside one op; 0: models.threads, else TF's choice.")
+    inter_op_threads: int = Field(
+        0, ge=0, description="TensorFlow ops run side by side; 0: TensorFlow's choice.")
+    gpu_memory_mb: int = Field(
+        0, ge=0,
+        description="Cap on the GPU memory TensorFlow may take; 0: grow as needed (TensorFlow "
+                    "never maps the whole GPU).",
+    )
 
 
 class ModelsConfig(_Strict):
@@ -136,7 +160,9 @@ class ModelsConfig(_Strict):
     )
     paths: dict[str, ConfigPath] = Field(
         default_factory=dict,
-        description="Explicit weight files per model name, e.g. u2netp = '/opt/w/u2netp.pth'.",
+        description=(
+            "Explicit weights per model name: a file for U²-Net (u2netp = '/opt/w/u2netp.pth'), "
+            "a ModelScope model folder for BSHM."),
     )
     device: str = Field("auto", description="'auto' (GPU when there is one), 'cpu', 'cuda[:N]'.")
     require_gpu: bool = Field(False, description="Refuse to start without a GPU.")
@@ -148,7 +174,27 @@ class ModelsConfig(_Strict):
     preload: list[str] = Field(
         default_factory=list, description="Models loaded at start-up instead of on first use."
     )
+    isolation: Literal["process", "inline"] = Field(
+        "process",
+        description="'process' runs each model in a child process that is restarted after a "
+                    "crash, a hang or a framework error; 'inline' runs it in the daemon itself.",
+    )
+    load_timeout_s: float = Field(
+        240.0, gt=0, description="A model (and its child process) that takes longer to load fails.")
+    predict_timeout_s: float = Field(
+        300.0, gt=0,
+        description="An inference that takes longer is taken for a hang: the child process is "
+                    "killed and the job retried (process isolation only).",
+    )
+    modelscope_cache: ConfigPath | None = Field(
+        None,
+        description="ModelScope cache that `mattectl models pull` fills and that is searched "
+                    "first. Default: $MODELSCOPE_CACHE, else <models dir>/modelscope.",
+    )
+    modelscope_endpoint: str | None = Field(
+        None, description="ModelScope hub address for pulls (a mirror); default: ModelScope's.")
     u2net: U2NetConfig = Field(default_factory=U2NetConfig)
+    bshm: BshmConfig = Field(default_factory=BshmConfig)
 
     @field_validator("paths")
     @classmethod
@@ -360,6 +406,22 @@ def _check_unique(settings: Settings) -> Iterator[tuple[str, str]]:
                 yield f"watch[{i}].output", f"nested with watch[{j}]'s folders"
 
 
+def _check_gpu(settings: Settings) -> Iterator[tuple[str, str]]:
+    if settings.models.require_gpu and settings.models.device == "cpu":
+        yield "models.require_gpu", "cannot be true while models.device = 'cpu'"
+
+
+def _check_timeouts(settings: Settings) -> Iterator[tuple[str, str]]:
+    # A hung inference process must be killed (and the job retried) before the daemon itself
+    # counts as hung and systemd restarts all of it.
+    models, limit = settings.models, settings.daemon.job_timeout_s
+    if models.isolation == "process" and models.load_timeout_s + models.predict_timeout_s >= limit:
+        yield "models.predict_timeout_s", (
+            f"load_timeout_s + predict_timeout_s ({models.load_timeout_s:.0f} + "
+            f"{models.predict_timeout_s:.0f} s) must stay under daemon.job_timeout_s "
+            f"({limit:.0f} s)")
+
+
 def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
     for i, watch in enumerate(settings.watch):
         options = watch.output_options
@@ -391,6 +453,8 @@ def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
 CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
     _check_folders,
     _check_unique,
+    _check_gpu,
+    _check_timeouts,
     _check_outputs,
     _check_rules,
 )

@@ -52,6 +52,14 @@ class BackendError(MattectlError):
     """A model failed while running (out of memory, a framework error)."""
 
 
+class DownloadError(MattectlError):
+    """A download failed or stopped early; running the same command again resumes it."""
+
+
+class ChecksumError(MattectlError):
+    """Weights are not the expected file (wrong checksum or size); they are not used."""
+
+
 class JobNotFoundError(MattectlError):
     exit_code = ExitCode.NOT_FOUND
 

@@ -39,6 +39,8 @@ class ModelOverview:
     available: bool | None
     loaded: bool | None
     reason: str | None
+    backend: str | None = None
+    warning: str | None = None  # e.g. a GPU machine running the model on its CPU
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,12 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
     problems += [f"folder {name} is paused: {why}" for name, why in paused.items()]
     if info.get("unhealthy"):
         problems.append(f"stalled: {info['unhealthy']}")
+    warnings = [m.warning for m in models if m.warning]
+    problems += warnings
     return Overview(
         state=state,
-        healthy=state == "running" and not paused and not info.get("unhealthy"),
+        healthy=state == "running" and not paused and not info.get("unhealthy")
+        and not warnings,
         instance=daemon.instance if daemon else None,
         since=daemon.started_at.isoformat() if daemon else None,
         heartbeat_age_s=round(age, 1) if age is not None else None,
@@ -160,6 +165,7 @@ def _model_overviews(
             devices=sorted(devices.get(name, set()) | ({live["device"]} if live.get("device")
                                                         else set())),
             available=live.get("available"), loaded=live.get("loaded"),
-            reason=live.get("reason") or None,
+            reason=live.get("reason") or None, backend=live.get("backend"),
+            warning=live.get("warning") or None,
         ))
     return out

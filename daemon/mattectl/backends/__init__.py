@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BACKENDS: dict[str, str] = {
     "u2net": "mattectl.backends.u2net:U2NetBackend",
+    "bshm": "mattectl.backends.bshm:BshmBackend",
 }
 
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from mattectl.backends.catalog import ModelSpec
 from mattectl.config import ModelsConfig
+from mattectl.errors import ModelUnavailableError
+from mattectl.gpu import cpu_fallback_warning, nvidia_gpus
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ class MattingBackend(ABC):
         self._lock = threading.RLock()
         self._device: str | None = None
         self.last_used = time.monotonic()
+        self.warning: str | None = None  # e.g. a GPU machine running this model on its CPU
+        # False where another object reports the device for this one (the process proxy).
+        self.checks_device = True
 
     @property
     def name(self) -> str:
@@ -59,7 +64,27 @@ class MattingBackend(ABC):
                 self._device = self._load()
                 logger.info("loaded model %s from %s on %s in %.1f s", self.name, self.weights,
                             self._device, time.perf_counter() - started)
+                if self.checks_device:
+                    self._check_device(self._device)
             return self._device
+
+    def _check_device(self, device: str) -> None:
+        """Say loudly when a GPU machine runs the model on its CPU; with ``require_gpu``, refuse."""
+        gpus = nvidia_gpus() if device == "cpu" else []
+        self.warning = cpu_fallback_warning(self.name, device, self.options.device, gpus)
+        if device == "cpu" and self.options.require_gpu:
+            self.unload()
+            raise ModelUnavailableError(
+                f"model {self.name} loaded on the CPU, and models.require_gpu is set: "
+                + (self.warning or "no NVIDIA GPU is visible on this machine"))
+        if self.warning:
+            logger.error("%s", self.warning)
+
+    def _forget_load(self) -> None:
+        """Mark the model as not loaded after its resources vanished (a crashed child process);
+        the next call loads it again."""
+        with self._lock:
+            self._device = None
 
     def unload(self) -> None:
         with self._lock:

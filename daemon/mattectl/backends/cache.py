@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mattectl.backends import backend_class
+from mattectl.backends import BACKENDS, backend_class, modelscope_cache
 from mattectl.backends.base import MattingBackend
-from mattectl.backends.catalog import MODELS, Availability, availability
+from mattectl.backends.catalog import MODELS, Availability, ModelSpec, availability
+from mattectl.backends.isolated import IsolatedBackend
 from mattectl.config import ModelsConfig
 from mattectl.errors import ModelUnavailableError
 
@@ -25,7 +28,13 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def availability(self, name: str) -> Availability:
-        return availability(MODELS[name], self.models_dir, self.options.paths.get(name))
+        roots = modelscope_cache.search_roots(self.options.modelscope_cache, self.models_dir)
+        return availability(MODELS[name], self.models_dir, self.options.paths.get(name), roots)
+
+    def _build(self, spec: ModelSpec, weights: Path) -> MattingBackend:
+        if self.options.isolation == "process":
+            return IsolatedBackend(spec, weights, self.options, BACKENDS[spec.backend])
+        return backend_class(spec.backend)(spec, weights, self.options)
 
     def get(self, name: str) -> MattingBackend:
         """The backend for a model (not necessarily loaded yet); raises if it cannot run here."""
@@ -36,8 +45,7 @@ class ModelCache:
             found = self.availability(name)
             if not found.ok or found.weights is None:
                 raise ModelUnavailableError(found.reason)
-            spec = MODELS[name]
-            backend = backend_class(spec.backend)(spec, found.weights, self.options)
+            backend = self._build(MODELS[name], found.weights)
             self._backends[name] = backend
             return backend
 
@@ -47,14 +55,19 @@ class ModelCache:
             return {name: b.device for name, b in self._backends.items() if b.device}
 
     def describe(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        """What ``mattectl status`` shows for each model."""
+        """What ``mattectl status`` shows for each model; ``warning`` says when a model runs on
+        the CPU of a machine that has a GPU."""
         loaded = self.loaded()
+        with self._lock:
+            warnings = {name: b.warning for name, b in self._backends.items() if b.loaded}
         out = {}
         for name in names:
             found = self.availability(name)
             out[name] = {"available": found.ok, "reason": found.reason,
+                         "backend": MODELS[name].backend, "isolation": self.options.isolation,
                          "weights": str(found.weights) if found.weights else None,
-                         "loaded": name in loaded, "device": loaded.get(name)}
+                         "loaded": name in loaded, "device": loaded.get(name),
+                         "warning": warnings.get(name)}
         return out
 
     def unload_idle(self, max_idle_s: float, now: float | None = None) -> list[str]:
@@ -73,3 +86,12 @@ class ModelCache:
             backends = list(self._backends.values())
         for backend in backends:
             backend.unload()
+
+
+@contextmanager
+def closing_models(models: ModelCache) -> Iterator[ModelCache]:
+    """Unload every model (ending their inference processes) when the block ends."""
+    try:
+        yield models
+    finally:
+        models.unload_all()

@@ -29,6 +29,15 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
+def cap_gpu_memory(device: torch.device, megabytes: int) -> None:
+    """Bound PyTorch's caching allocator on ``device`` (what BSHM's TensorFlow may not take);
+    an allocation past the cap raises torch.OutOfMemoryError, which fails the job, not the GPU."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = min(1.0, megabytes * 2**20 / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    logger.info("PyTorch may use %d MB of %s (%.0f%%)", megabytes, device, fraction * 100)
+
+
 def load_state_dict(path) -> dict[str, torch.Tensor]:
     """Read a checkpoint as plain tensors, never executing pickled code."""
     try:
@@ -66,6 +75,8 @@ class U2NetBackend(MattingBackend):
             ) from exc
         self._dtype = torch.float16 if device.type == "cuda" and self.options.u2net.half \
             else torch.float32
+        if device.type == "cuda" and self.options.u2net.gpu_memory_mb:
+            cap_gpu_memory(device, self.options.u2net.gpu_memory_mb)
         self._net = net.eval().to(device=device, dtype=self._dtype)
         self._torch_device = device
         return str(device)

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from mattectl import __version__
-from mattectl.cli import bench, config_cmd, evaluate, jobs, process, rules, run, status
+from mattectl.cli import bench, config_cmd, evaluate, jobs, models, process, rules, run, status
 from mattectl.cli.common import err_console
 from mattectl.errors import MattectlError
 
@@ -25,6 +25,7 @@ app.command("eval")(evaluate.eval_command)
 app.command("bench")(bench.bench)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(models.app, name="models")
 app.add_typer(rules.app, name="rules")
 
 

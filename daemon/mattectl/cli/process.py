@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mattectl.backends.cache import ModelCache
+from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
 from mattectl.config import DEFAULT_EXTENSIONS
 from mattectl.errors import ExitCode, MattectlError, ModelUnavailableError
@@ -77,7 +77,8 @@ def process(
     failures: list[tuple[Photo, str]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=err_console) as progress:
+    # The model (and its inference process, see models.isolation) ends with the command.
+    with Progress(*columns, console=err_console) as progress, closing_models(models):
         task = progress.add_task("matting", total=len(photos))
 
         def done(outcome: Outcome[Photo, Written]) -> None:

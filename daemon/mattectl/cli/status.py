@@ -35,12 +35,12 @@ def _render(ov: Overview) -> None:
                         f.output)
     console.print(folders)
 
-    models = Table("model", "jobs", "p50 inference", "p95 inference", "device", "state",
-                   title="Models", title_justify="left")
+    models = Table("model", "backend", "jobs", "p50 inference", "p95 inference", "device",
+                   "state", title="Models", title_justify="left")
     for m in ov.models:
         state = ("missing" if m.available is False else
                  "loaded" if m.loaded else "idle" if m.available else "-")
-        models.add_row(m.name, str(m.jobs), _ms(m.p50_ms), _ms(m.p95_ms),
+        models.add_row(m.name, m.backend or "-", str(m.jobs), _ms(m.p50_ms), _ms(m.p95_ms),
                        ", ".join(m.devices) or "-", state)
     console.print(models)
 
