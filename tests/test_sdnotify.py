@@ -56,3 +56,13 @@ def test_watchdog_interval_is_half_the_period_and_only_for_our_pid() -> None:
     mine = {"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
     assert Notifier(mine).watchdog_interval_s == 2.0
     assert Notifier({**mine, "WATCHDOG_PID": "1"}).watchdog_interval_s is None
+
+
+def test_a_full_socket_never_blocks_the_daemon(listener) -> None:
+    sock, path = listener
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    # Nobody reads: past the socket's queue, messages are dropped instead of blocking.
+    results = [notifier.watchdog() for _ in range(5000)]
+    assert results[0] is True and results[-1] is False
+    assert sock.recv(4096) == b"WATCHDOG=1"
+    notifier.close()

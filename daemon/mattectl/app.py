@@ -358,7 +358,9 @@ class Daemon:
         problem = self.health()
         if problem is None:
             self.notifier.watchdog()
-        elif problem != self._unhealthy:
+            if self._unhealthy is not None:
+                logger.warning("progress again: pinging systemd's watchdog")
+        elif self._unhealthy is None:
             logger.error("not pinging systemd's watchdog: %s", problem)
         self._unhealthy = problem
 

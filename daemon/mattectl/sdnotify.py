@@ -47,7 +47,8 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto(message.encode(), self._address)
+            # Never block the daemon on systemd: with the socket's queue full, drop the message.
+            self._sock.sendto(message.encode(), socket.MSG_DONTWAIT, self._address)
         except OSError as exc:
             logger.debug("sd_notify failed: %s", exc)
             return False
