@@ -19,6 +19,21 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def _frame(title: str, unit: str, series: Sequence[Series], width: int, height: int,
+           left: int, top: int, step: int) -> list[str]:
+    """The opening of a chart: the svg element, its title and a legend of the series."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
+             f'font-size="12"><title>{escape(title)}</title>',
+             f'<text x="4" y="16" font-weight="bold">{escape(title)} ({escape(unit)})</text>']
+    for k, s in enumerate(series):
+        x = left + k * step
+        parts.append(f'<rect x="{x}" y="{top - 12}" width="10" height="10" '
+                     f'fill="{PALETTE[k % len(PALETTE)]}"/>'
+                     f'<text x="{x + 14}" y="{top - 3}">{escape(s.name)}</text>')
+    return parts
+
+
 def grouped_bars(title: str, labels: Sequence[str], series: Sequence[Series],
                  unit: str, width: int = 760) -> str:
     """Horizontal bars, one group per label and one bar per series, with values written."""
@@ -27,15 +42,7 @@ def grouped_bars(title: str, labels: Sequence[str], series: Sequence[Series],
     height = top + group * len(labels) + 24
     peak = max((v for s in series for v in s.values), default=1.0) or 1.0
     scale = (width - left - 70) / peak
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-             f'font-size="12"><title>{escape(title)}</title>',
-             f'<text x="4" y="16" font-weight="bold">{escape(title)} ({escape(unit)})</text>']
-    for k, s in enumerate(series):
-        x = left + k * 150
-        parts.append(f'<rect x="{x}" y="{top - 12}" width="10" height="10" '
-                     f'fill="{PALETTE[k % len(PALETTE)]}"/>'
-                     f'<text x="{x + 14}" y="{top - 3}">{escape(s.name)}</text>')
+    parts = _frame(title, unit, series, width, height, left, top, step=150)
     for i, label in enumerate(labels):
         y0 = top + 6 + i * group
         parts.append(f'<text x="{left - 6}" y="{y0 + group / 2 - 2}" '
@@ -57,15 +64,7 @@ def stacked_bars(title: str, labels: Sequence[str], series: Sequence[Series],
     height = top + (bar + 8) * len(labels) + 16
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     scale = (width - left - 70) / (max(totals, default=1.0) or 1.0)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-             f'font-size="12"><title>{escape(title)}</title>',
-             f'<text x="4" y="16" font-weight="bold">{escape(title)} ({escape(unit)})</text>']
-    for k, s in enumerate(series):
-        x = left + k * 120
-        parts.append(f'<rect x="{x}" y="{top - 12}" width="10" height="10" '
-                     f'fill="{PALETTE[k % len(PALETTE)]}"/>'
-                     f'<text x="{x + 14}" y="{top - 3}">{escape(s.name)}</text>')
+    parts = _frame(title, unit, series, width, height, left, top, step=120)
     for i, label in enumerate(labels):
         y = top + 6 + i * (bar + 8)
         parts.append(f'<text x="{left - 6}" y="{y + bar - 5}" text-anchor="end">'
