@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mattectl.store.repository import Job, JobRepository
@@ -75,7 +76,14 @@ class DaemonProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # the daemon's stacks, into its log
+            time.sleep(1.0)
+            self.proc.kill()
+            raise AssertionError(f"the daemon did not exit within {timeout} s of signal {sig}:\n"
+                                 f"{self.log_text()[-6000:]}") from None
         self.log.close()
         return code
 

@@ -148,6 +148,36 @@ stability_s = 0.5
     shutil.copyfile(human_photos[4], daemon.root / "in2" / "after.jpg")
     wait_for(lambda: (daemon.root / "out2" / "after.png").exists(), timeout=60,
              what="a cutout made with the running config")
+
+    # A config that validates but cannot be applied (an output folder that cannot be created):
+    # the daemon goes back to the running one instead of stopping.
+    (daemon.root / "blocker").write_text("a file where a folder would go")
+    (daemon.root / "in3").mkdir()
+    daemon.config.write_text(good + """
+[[watch]]
+name = "third"
+input = "in3"
+output = "blocker/out3"
+""")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed, back to the running configuration" in daemon.log_text(),
+             timeout=60, what="the failed reload")
+    shutil.copyfile(human_photos[5], daemon.root / "in2" / "still.jpg")
+    wait_for(lambda: (daemon.root / "out2" / "still.png").exists(), timeout=60,
+             what="a cutout made after the failed reload")
     daemon.config.write_text(good)
+    assert daemon.cli("status").returncode == 0
+    assert daemon.stop() == 0
+
+
+def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(
+        daemon: DaemonProcess) -> None:
+    daemon.start()
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGUSR1)
+    # The main thread comes last, waiting in Daemon.run for a signal.
+    log = wait_for(lambda: "in run\n" in (t := daemon.log_text()) and t,
+                   timeout=30, what="the stack dump down to the main thread")
+    assert "mattectl/app.py" in log and log.count("Thread 0x") >= 3  # workers, intake, ...
     assert daemon.cli("status").returncode == 0
     assert daemon.stop() == 0

@@ -6,9 +6,11 @@ or SIGINT, reload on SIGHUP); ``run()`` carries it out between waits.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import select
 import signal
 import socket
 import threading
@@ -86,7 +88,6 @@ class Daemon:
         self.lock = InstanceLock(settings.daemon.state_dir / "mattectl.pid")
         self.paused: dict[str, str] = {}  # folder -> why its jobs are held
         self.wake = threading.Event()
-        self.requests = threading.Event()  # set by signal handlers
         self._stop_requested = False
         self._reload_requested = False
         self._unhealthy: str | None = None
@@ -161,7 +162,7 @@ class Daemon:
     def _stop_processing(self) -> None:
         """Take no new file or job; give running jobs the grace period, then re-queue them."""
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)  # no job may race the teardown
             self.scheduler = None
         stop_observers(self.observers)
         self.observers = []
@@ -191,31 +192,47 @@ class Daemon:
     # -- the main thread -----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Start, then serve stop (SIGTERM, SIGINT) and reload (SIGHUP) requests until stopped."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_signal)
-        self.start()
+        """Start, then serve stop (SIGTERM, SIGINT) and reload (SIGHUP) requests until stopped.
+
+        The handlers only set flags: a handler that took a lock (``Event.set``) could deadlock
+        against the main thread holding it. The kernel may hand a signal to any thread, and a
+        main thread blocked in a lock would not notice it; the wake-up pipe (written by the
+        C-level handler, whichever thread caught the signal) makes ``select`` return at once.
+        """
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous_fd = signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        try:
+            self.start()
+        except BaseException:
+            self._restore_wakeup(previous_fd, wake_r, wake_w)
+            raise
         try:
             while not self._stop_requested:
-                self.requests.wait()
-                self.requests.clear()
+                select.select([wake_r], [], [], 1.0)
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 512)
                 if self._reload_requested and not self._stop_requested:
                     self._reload_requested = False
                     self.reload()
         finally:
-            self.stop()
+            try:
+                self.stop()
+            finally:
+                self._restore_wakeup(previous_fd, wake_r, wake_w)
+
+    @staticmethod
+    def _restore_wakeup(previous_fd: int, wake_r: int, wake_w: int) -> None:
+        signal.set_wakeup_fd(previous_fd)
+        os.close(wake_r)
+        os.close(wake_w)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if signum == signal.SIGHUP:
             self._reload_requested = True
         else:
             self._stop_requested = True
-        self.requests.set()
-
-    def request_stop(self) -> None:
-        self._stop_requested = True
-        self.requests.set()
 
     def reload(self) -> None:
         """Re-read the config and restart intake and workers; jobs stay in the job log, so none
@@ -232,12 +249,25 @@ class Daemon:
         logger.info("reloading %s", self.settings.source)
         self.notifier.reloading()
         self._stop_processing()
-        if new.models != self.settings.models and self.models is not None:
-            self.models.unload_all()
+        old_settings, old_models = self.settings, self.models
+        if new.models != self.settings.models:
             self.models = ModelCache(new.models, new.models_dir)
         self.settings = new
         self.paused.clear()
-        self._start_processing()
+        try:
+            self._start_processing()
+        except (OSError, MattectlError) as exc:
+            # What validation cannot see (a folder we may not create, no inotify watches left):
+            # go back to the running configuration rather than stop the service.
+            logger.error("reload failed, back to the running configuration: %s", exc)
+            self._stop_processing()
+            self.settings, self.models = old_settings, old_models
+            self.paused.clear()
+            self._start_processing()
+            self.notifier.ready(f"reload failed ({exc}); {self.status_line()}")
+            return
+        if old_models is not None and old_models is not self.models and not self.abandoned:
+            old_models.unload_all()  # (with an abandoned worker a model may be busy)
         self.heartbeat()
         self.notifier.ready(self.status_line())
         logger.info("reloaded: %d folder(s)", len(new.watch))

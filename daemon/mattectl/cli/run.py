@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 
 from mattectl.cli.common import ConfigOption, load_settings
 from mattectl.logs import setup_logging
@@ -15,6 +17,9 @@ def run(config: ConfigOption = None) -> None:
 
     settings = load_settings(config)
     setup_logging(settings.daemon.log_level)
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the journal): what a stuck
+    # daemon is waiting for, without a debugger on the studio machine.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     daemon = Daemon(settings)
     daemon.run()
     if daemon.abandoned:
