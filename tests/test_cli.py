@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from mattectl.cli.main import app
 from mattectl.config import Settings
-from mattectl.errors import DaemonNotRunningError
+from mattectl.errors import DaemonNotRunningError, InvalidTransitionError
 from mattectl.store.repository import JobRepository, JobResult, NewJob
 
 from .support import REPO_ROOT
@@ -94,6 +94,14 @@ def test_jobs_show_and_retry(make_settings: Callable[..., Settings], tmp_path: P
     listed = json.loads(runner.invoke(app, ["jobs", "list", "--json", "--status", "queued",
                                             "--config", str(config)]).output)
     assert [j["id"] for j in listed] == [job.id]
+    for flags, expected in ((["--folder", "studio", "--limit", "1"], [job.id]),
+                            (["--folder", "elsewhere"], [])):
+        chosen = runner.invoke(app, ["jobs", "list", "--json", *flags, "--config", str(config)])
+        assert [j["id"] for j in json.loads(chosen.output)] == expected
+    # A queued (or running) job is not re-queued under a worker's feet.
+    again = runner.invoke(app, ["jobs", "retry", str(job.id), "--config", str(config)])
+    assert isinstance(again.exception, InvalidTransitionError)  # main() prints it, exit 1
+    assert "only from done, failed" in str(again.exception)
     usage = runner.invoke(app, ["jobs", "retry", "--config", str(config)])
     assert usage.exit_code == 2
 

@@ -160,6 +160,16 @@ def test_retry_failed_and_done(repo: JobRepository) -> None:
     assert repo.retry(b.id).status == JobStatus.QUEUED
 
 
+def test_retry_leaves_a_running_job_to_its_worker(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    repo.claim("w", ["studio"])
+    with pytest.raises(InvalidTransitionError, match="only from done, failed"):
+        repo.retry(job.id)
+    running = repo.get(job.id)
+    assert running.status == JobStatus.RUNNING and running.claimed_by == "w"
+    assert running.attempts == 1
+
+
 def test_record_output_needs_the_claim(repo: JobRepository) -> None:
     job, _ = repo.add(new_job(1))
     repo.claim("w", ["studio"])

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mattectl.errors import InvalidTransitionError, JobNotFoundError
-from mattectl.jobs.status import JobStatus, allowed, sources
+from mattectl.jobs.status import TERMINAL, JobStatus, sources
 from mattectl.store.engine import make_engine, migrate, sqlite_url
 from mattectl.store.models import DaemonRow, JobRow, utcnow
 
@@ -199,8 +199,11 @@ class JobRepository:
     # -- status changes ------------------------------------------------------------------------
 
     def _transition(self, session: Session, job_id: int, target: JobStatus,
-                    values: dict[str, Any], *, worker_id: str | None = None) -> Job:
-        conditions = [JobRow.id == job_id, JobRow.status.in_(sources(target))]
+                    values: dict[str, Any], *, worker_id: str | None = None,
+                    only_from: frozenset[JobStatus] | None = None) -> Job:
+        """Move a job to ``target`` from any allowed status (narrowed to ``only_from``)."""
+        from_ = sources(target) if only_from is None else sources(target) & only_from
+        conditions = [JobRow.id == job_id, JobRow.status.in_(from_)]
         if worker_id is not None:
             conditions.append(JobRow.claimed_by == worker_id)
         now = utcnow()
@@ -211,8 +214,11 @@ class JobRepository:
             current = session.get(JobRow, job_id)
             if current is None:
                 raise JobNotFoundError(f"no job {job_id}")
-            why = ("not allowed" if not allowed(JobStatus(current.status), target)
-                   else f"claimed by {current.claimed_by}, not {worker_id}")
+            if JobStatus(current.status) not in from_:
+                why = "not allowed" if only_from is None else \
+                    f"not allowed here (only from {', '.join(sorted(from_))})"
+            else:
+                why = f"claimed by {current.claimed_by}, not {worker_id}"
             raise InvalidTransitionError(
                 f"job {job_id}: {current.status} -> {target} {why}")
         row = session.get(JobRow, job_id, populate_existing=True)
@@ -314,11 +320,12 @@ class JobRepository:
             return result.rowcount
 
     def retry(self, job_id: int) -> Job:
-        """Queue a failed (or done) job again, with a fresh count of attempts."""
+        """Queue a failed (or done) job again, with a fresh count of attempts. A queued or
+        running job is left alone (InvalidTransitionError): a worker may be on it."""
         with self._sessions.begin() as session:
             return self._transition(session, job_id, JobStatus.QUEUED, {
                 "attempts": 0, "error": None, "claimed_by": None, "available_at": utcnow(),
-            })
+            }, only_from=TERMINAL)
 
     def retry_failed(self, folder: str | None = None) -> list[int]:
         with self._sessions.begin() as session:
