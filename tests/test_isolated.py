@@ -115,6 +115,24 @@ def test_load_errors_keep_their_kind_and_leave_no_child(graphs: dict[str, Path],
     assert not backend.loaded
 
 
+def test_a_child_that_cannot_start_is_a_backend_error_and_leaks_nothing(
+        graphs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = isolated(graphs["matte"])
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(2):  # the second try starts from a clean slate too
+        with pytest.raises(BackendError, match="cannot start the inference process"):
+            backend.load()
+    assert set(os.listdir("/proc/self/fd")) <= before
+    assert backend.pid is None and not backend.loaded
+    monkeypatch.undo()
+    backend.load()  # and once python is there again, it starts
+    try:
+        assert backend.pid is not None and alive(backend.pid)
+    finally:
+        backend.unload()
+
+
 def test_last_words_prefer_the_fatal_line() -> None:
     lines = ["I0000 cudart_stub.cc:31] Could not find cuda drivers\n",
              "E0000 cuda_platform.cc:52] failed call to cuInit\n",

@@ -106,10 +106,14 @@ class IsolatedBackend(MattingBackend):
     def _start_child(self) -> None:
         ours, theirs = socket.socketpair()
         with theirs:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mattectl.backends.child", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env())
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mattectl.backends.child", str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env())
+            except BaseException:
+                ours.close()
+                raise
         assert proc.stdout is not None
         self._output = ChildOutput(os.dup(proc.stdout.fileno()))
         proc.stdout.close()
@@ -192,7 +196,12 @@ class IsolatedBackend(MattingBackend):
     # -- MattingBackend ------------------------------------------------------------------------
 
     def _load(self) -> str:
-        self._start_child()
+        try:
+            self._start_child()
+        except OSError as exc:  # no process (fd or memory limits), or it died at once
+            self._stop_child(kill=True)
+            raise BackendError(f"cannot start the inference process for {self.name}: "
+                               f"{exc}") from exc
         try:
             return self._request(("load",), self.options.load_timeout_s, "loading the model")
         except errors.MattectlError:
