@@ -120,6 +120,20 @@ def test_originals_are_moved_on_success_and_failure(make_harness: Callable[..., 
     assert not (h.watch.input / "bad.jpg").exists()
 
 
+def test_an_original_that_cannot_be_moved_stays_and_the_job_says_why(
+        make_harness: Callable[..., Harness], small_photo: Path, tmp_path: Path) -> None:
+    h = make_harness(on_success="move", processed_dir="processed")
+    (tmp_path / "processed").write_text("a file where the processed folder should be")
+    h.drop("ok.jpg", small_photo.read_bytes())
+    [done] = h.run_all()
+    row = h.repo.get(done.id)
+    assert row.status == JobStatus.DONE and row.output_path is not None
+    assert row.input_path == h.watch.input / "ok.jpg"
+    assert (h.watch.input / "ok.jpg").read_bytes() == small_photo.read_bytes()
+    assert row.error is not None and "the original could not be moved" in row.error
+    assert "it stays where it is" in row.error
+
+
 def test_collision_policies(make_harness: Callable[..., Harness], small_photo: Path) -> None:
     h = make_harness()
     h.watch.output.mkdir(parents=True, exist_ok=True)

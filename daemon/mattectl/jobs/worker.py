@@ -255,8 +255,10 @@ class JobWorker:
         try:
             moved = move_original(job.input_path, dest_root, job.rel_path)
         except OSError as exc:
-            logger.error("job %d: could not move %s to %s: %s; it stays where it is", job.id,
-                         job.input_path, dest_root, exc.strerror or exc)
+            note = (f"the original could not be moved to {dest_root}: {exc.strerror or exc}; "
+                    "it stays where it is")
+            logger.error("job %d: %s", job.id, note)
+            self._persist(lambda: self.repo.add_note(job.id, note))
             return job
-        self.repo.set_input_path(job.id, moved)
+        self._persist(lambda: self.repo.set_input_path(job.id, moved))
         return replace(job, input_path=moved)

@@ -356,6 +356,12 @@ class JobRepository:
             session.execute(update(JobRow).where(JobRow.id == job_id).values(
                 input_path=str(path), updated_at=utcnow()))
 
+    def add_note(self, job_id: int, note: str) -> None:
+        """Append ``note`` to the job's error text (a done job's note: what went wrong after)."""
+        with self._sessions.begin() as session:
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(
+                error=func.coalesce(JobRow.error + "; ", "") + note, updated_at=utcnow()))
+
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
