@@ -69,6 +69,10 @@ def test_killed_mid_job_requeues_and_every_input_gets_one_output(
     assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
     left_running = [j.id for j in daemon.jobs() if j.status == JobStatus.RUNNING]
     assert left_running, "the kill should leave a job marked running"
+    # Its row still says running; the dead pid tells `status` otherwise.
+    after_kill = daemon.cli("status", "--json")
+    assert after_kill.returncode == 3
+    assert json.loads(after_kill.stdout)["state"] == "stale"
     daemon.start()
     jobs = wait_for(lambda: (js := daemon.jobs()) and len(js) == len(photos)
                     and all(j.status == JobStatus.DONE for j in js) and js,
