@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from mattectl.backends.cache import ModelCache
+from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
 from mattectl.errors import ExitCode
 from mattectl.evaluation import summary
@@ -92,12 +92,11 @@ def eval_command(
     names = list(backends)
     samples = find_samples(images, alphas)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err_console) as progress:
+    with closing_models(models), Progress(*columns, console=err_console) as progress:
         task = progress.add_task("evaluating", total=len(samples))
         results = evaluate(samples, backends,
                            progress=lambda result: progress.advance(task))
-    devices = {name: b.device or "?" for name, b in backends.items()}
-    models.unload_all()
+        devices = {name: b.device or "?" for name, b in backends.items()}
 
     means = {b: summary.mean_scores(results, b) for b in names}
     for region in Region:

@@ -8,7 +8,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from mattectl.backends.cache import ModelCache
+from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.cli.common import (
     ConfigOption,
     JsonOption,
@@ -112,9 +112,9 @@ def explain(
     repo = _job_log(settings)
     planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
     try:
-        record = planner.explain(decoded.rgb, rules, _rel_path(image, watch)).record()
+        with closing_models(models):
+            record = planner.explain(decoded.rgb, rules, _rel_path(image, watch)).record()
     finally:
-        models.unload_all()
         if repo is not None:
             repo.close()
     if as_json:
