@@ -127,10 +127,3 @@ def encode_png(pixels: np.ndarray, *, icc_profile: bytes | None = None, exif: by
         data = _zlib_png(pixels)
     extra = metadata_chunks(icc_profile=icc_profile, exif=exif, xmp=xmp, dpi=dpi)
     return data[:_IHDR_END] + extra + data[_IHDR_END:] if extra else data
-
-
-def encode_rgba(rgba: np.ndarray, *, icc_profile: bytes | None = None) -> bytes:
-    """``HxWx4`` uint8 RGBA -> PNG bytes (kept for callers of the first version)."""
-    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
-        raise ValueError(f"expected HxWx4 uint8, got {rgba.shape} {rgba.dtype}")
-    return encode_png(rgba, icc_profile=icc_profile)

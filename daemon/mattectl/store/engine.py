@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.orm import Session
 
 from mattectl.errors import MattectlError
@@ -78,8 +78,3 @@ def migrate(engine: Engine) -> int:
             MIGRATIONS[version](session)
             session.add(SchemaVersionRow(version=version))
         return found
-
-
-def check_integrity(engine: Engine) -> str:
-    with engine.connect() as conn:
-        return str(conn.execute(text("PRAGMA quick_check")).scalar())
