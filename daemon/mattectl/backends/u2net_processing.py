@@ -70,7 +70,12 @@ def postprocess(prediction: np.ndarray, width: int, height: int,
     """``320x320`` network output -> ``height x width`` float32 alpha in [0, 1]."""
     # Both references truncate to 8 bits before enlarging; doing the same keeps us within
     # rounding of them (the mask is smooth at 320x320, so nothing visible is lost).
-    quantised = Image.fromarray((normalise(prediction) * 255).astype(np.uint8), mode="L")
+    return enlarge((normalise(prediction) * 255).astype(np.uint8), width, height, resample)
+
+
+def enlarge(mask: np.ndarray, width: int, height: int, resample: Resample) -> np.ndarray:
+    """An 8-bit mask -> ``height x width`` float32 alpha in [0, 1], resampled as the reference
+    the backend follows does (the rules' probe enlarges its mask with this too)."""
     method = Image.Resampling.LANCZOS if resample == "lanczos" else Image.Resampling.BILINEAR
-    big = quantised.resize((width, height), method)
+    big = Image.fromarray(mask, mode="L").resize((width, height), method)
     return np.asarray(big, dtype=np.float32) * np.float32(1 / 255)

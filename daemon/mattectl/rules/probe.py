@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from mattectl.backends.base import MattingBackend
-from mattectl.backends.u2net_processing import INPUT_SIZE, Resample, resize_antialiased
+from mattectl.backends.u2net_processing import INPUT_SIZE, Resample, enlarge, resize_antialiased
 from mattectl.imageio.compose import to_uint8
 from mattectl.rules.facts import Box, Subject
 
@@ -73,6 +73,4 @@ def run_probe(backend: MattingBackend, rgb: np.ndarray, resample: Resample) -> P
 def expand(mask: np.ndarray, width: int, height: int, resample: Resample) -> np.ndarray:
     """The probe's mask enlarged to the frame, as the backend's post-processing enlarges its
     8-bit mask: the probed model's alpha for the whole photo."""
-    method = Image.Resampling.LANCZOS if resample == "lanczos" else Image.Resampling.BILINEAR
-    big = Image.fromarray(to_uint8(mask)).resize((width, height), method)
-    return np.asarray(big, dtype=np.float32) * np.float32(1 / 255)
+    return enlarge(to_uint8(mask), width, height, resample)
