@@ -135,3 +135,18 @@ def test_jobs_show_prints_the_decision_readably(config_file: Path,
     assert "u2netp, rule 'fast' of preset 'live'" in result.stdout
     assert "its mask reused as the cutout" in result.stdout
     assert '{"' not in result.stdout  # no raw JSON
+
+
+def test_rules_explain_names_the_output_a_rule_chooses(config_file: Path,
+                                                       human_photos: list[Path]) -> None:
+    rules = config_file.parent / "rules"
+    rules.mkdir()
+    (rules / "catalogue.toml").write_text(
+        '[[rules]]\nname = "catalogue"\nmodel = "u2netp"\n'
+        '[rules.output]\nformat = "jpeg"\nbackground = "#2040c0"\ntrim = true\n')
+    result = mattectl("rules", "explain", str(portrait(human_photos)), "-c", str(config_file),
+                      "--preset", "catalogue")
+    assert result.returncode == 0, result.stderr
+    assert ("output    format jpeg, background #2040c0, trim true (rule 'catalogue'; the "
+            "folder's settings for the rest)") in result.stdout
+    assert "1. catalogue  chosen       u2netp; output format jpeg" in result.stdout

@@ -235,3 +235,33 @@ def test_conditions(when: dict, given: ImageFacts, holds: bool) -> None:
 def test_decide_is_pure() -> None:
     given, rules = facts(fraction=0.05, box=SMALL, budget=2500), shipped("default")
     assert decide(given, rules, "default") == decide(given, rules, "default")
+
+
+OUTPUT_RULES = """
+[[rules]]
+name = "catalogue"
+when.folder = ["catalog*"]
+model = "bshm"
+[rules.output]
+format = "jpeg"
+background = "#ffffff"
+
+[[rules]]
+name = "rest"
+model = "u2netp"
+"""
+
+
+def test_the_deciding_rules_output_goes_with_the_decision() -> None:
+    decision = decide(facts(folder="catalog"), ruleset(OUTPUT_RULES), "t")
+    assert decision.rule == "catalogue"
+    assert decision.output is not None
+    assert decision.to_dict()["output"] == {"format": "jpeg", "background": "#ffffff"}
+    assert "output format jpeg, background #ffffff" in decision.trace[0].detail
+
+
+def test_a_rule_passed_over_does_not_lend_its_output() -> None:
+    # The catalogue rule applies but cannot run; the rule that decides sets no output.
+    decision = decide(facts(folder="catalog", missing=NO_BSHM), ruleset(OUTPUT_RULES), "t")
+    assert (decision.rule, decision.output) == ("rest", None)
+    assert decision.to_dict()["output"] is None

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,10 +20,12 @@ from PIL import Image
 from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
 from mattectl.config import Settings
+from mattectl.imageio.options import OutputFormat
 from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
 from mattectl.rules.planner import RulePlanner
+from mattectl.rules.report import describe
 from mattectl.store.repository import Job, JobRepository, NewJob
 
 from .support import wait_for
@@ -30,9 +33,10 @@ from .support import wait_for
 PORTRAIT = "photo-1552374196-c4e7ffc6e126.jpeg"
 
 
-def queue(repo: JobRepository, settings: Settings, photo: Path, name: str | None = None) -> Job:
-    """Copy a real photo into the folder's drop folder and queue it as the intake would."""
-    watch = settings.watch[0]
+def queue(repo: JobRepository, settings: Settings, photo: Path, name: str | None = None,
+          folder: int = 0) -> Job:
+    """Copy a real photo into a folder's drop folder and queue it as the intake would."""
+    watch = settings.watch[folder]
     target = watch.input / (name or photo.name)
     shutil.copyfile(photo, target)
     data = target.read_bytes()
@@ -195,3 +199,67 @@ def test_the_daemon_processes_a_rules_folder(make_settings, human_photos) -> Non
         assert job.decision["facts"]["latency_budget_ms"] == 5000
     finally:
         daemon.stop()
+
+
+CATALOGUE = """
+[[rules]]
+name = "catalogue"
+description = "Catalogue shots: JPEG on the brand colour"
+when.folder = ["catalogue*"]
+model = "u2netp"
+[rules.output]
+format = "jpeg"
+background = "#2040c0"
+
+[[rules]]
+name = "rest"
+model = "u2netp"
+"""
+BRAND = np.array([0x20, 0x40, 0xC0])
+
+
+def test_a_rule_writes_its_own_format_and_background_over_the_folders(
+        tmp_path, make_settings, make_worker, repo, small_photo) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "catalogue.toml").write_text(CATALOGUE)
+    # Both folders write PNG and their template says so; in the catalogue folder the rule's
+    # JPEG wins, and the file's extension follows the format actually written.
+    settings = make_settings(watch=[
+        {"name": name, "rules": "catalogue", "output_template": "{stem}-cut.png"}
+        for name in ("catalogue", "studio")])
+    assert all(w.output_options.format == OutputFormat.PNG for w in settings.watch)
+    worker = make_worker(settings)
+    name = f"look{small_photo.suffix}"
+    queue(repo, settings, small_photo, name, folder=0)
+    queue(repo, settings, small_photo, name, folder=1)
+    jobs = {job.folder: job for job in (run_done(worker), run_done(worker))}
+    jpeg_job, png_job = jobs["catalogue"], jobs["studio"]
+
+    assert jpeg_job.decision["rule"] == "catalogue"
+    assert jpeg_job.decision["output"] == {"format": "jpeg", "background": "#2040c0"}
+    shown = dict(row for row in describe(jpeg_job.decision) if row[0])
+    assert shown["output"].startswith("format jpeg, background #2040c0 (rule 'catalogue'")
+    assert png_job.decision["rule"] == "rest"
+    assert png_job.decision["output"] is None
+    assert "output" not in dict(describe(png_job.decision))
+
+    assert jpeg_job.output_path.name == "look-cut.jpg"
+    assert png_job.output_path.name == "look-cut.png"  # no output table: the folder's format
+    with Image.open(jpeg_job.output_path) as jpeg, Image.open(png_job.output_path) as png:
+        assert (jpeg.format, jpeg.mode, jpeg.size) == ("JPEG", "RGB", png.size)
+        assert (png.format, png.mode) == ("PNG", "RGBA")
+        flat = np.asarray(jpeg).astype(np.int16)
+        cutout = np.asarray(png).astype(np.int16)
+    # Same photo, same model: the PNG's alpha says where the JPEG must show the background.
+    alpha = cutout[:, :, 3].astype(np.uint8)
+    kernel = np.ones((9, 9), np.uint8)  # keep clear of edges and of JPEG's 8x8 ringing
+    clear = cv2.dilate((alpha > 0).astype(np.uint8), kernel) == 0
+    solid = cv2.erode((alpha >= 250).astype(np.uint8), kernel) == 1  # u2netp tops out at 254
+    assert clear.mean() > 0.1, "the photo should have background to check"
+    assert solid.mean() > 0.05, "the photo should have a subject to check"
+    assert np.median(np.abs(flat[clear] - BRAND)) <= 2
+    assert np.percentile(np.abs(flat[clear] - BRAND), 99) <= 10
+    # Where the subject is opaque the JPEG shows the subject, not the brand colour.
+    assert np.abs(flat[solid] - cutout[:, :, :3][solid]).mean() < 4
+    assert np.abs(flat[solid] - BRAND).mean() > 40

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mattectl.errors import ConfigError
+from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.rules.presets import find_presets, load_preset, preset_dirs
 from mattectl.rules.schema import RuleSet
 
@@ -24,6 +26,10 @@ name = "rest"
 model = "bshm"
 fallback = ["u2net"]
 """
+
+
+CROP = "crop_to_subject = true"
+OUTPUT = "\n[rules.output]\n"
 
 
 def write(tmp_path: Path, text: str, name: str = "p") -> Path:
@@ -71,6 +77,22 @@ def test_bshm_is_valid_before_the_catalog_knows_it(tmp_path: Path) -> None:
     (("name = \"rest\"", "name = \"rest\"\nwhen.folder = [\"x\"]"), "",
      "the last rule ('rest') must have no conditions"),
     (("name = \"small\"", "name = \"has space\""), "rules[0]", "rule name 'has space'"),
+    ((CROP, CROP + OUTPUT + 'format = "gif"'), "rules[0].output.format",
+     "Input should be 'png', 'tiff', 'webp', 'jpeg' or 'matte'"),
+    ((CROP, CROP + OUTPUT + 'background = "white"'), "rules[0].output.background",
+     "colour 'white' is not '#rrggbb'"),
+    ((CROP, CROP + OUTPUT + 'format = "jpeg"\ncolor = "#fff"'), "rules[0].output.color",
+     "unknown key"),
+    ((CROP, CROP + OUTPUT + "jpeg_quality = 101"), "rules[0].output.jpeg_quality",
+     "less than or equal to 100"),
+    ((CROP, CROP + OUTPUT + "trim_margin = -4"), "rules[0].output.trim_margin",
+     "greater than or equal to 0"),
+    ((CROP, CROP + OUTPUT + 'format = "png"\nbackground = "#fff"'), "rules[0].output",
+     "background applies to format = 'jpeg' only, not 'png'"),
+    ((CROP, CROP + OUTPUT + "trim = false\ntrim_margin = 10"), "rules[0].output",
+     "trim_margin needs trim = true"),
+    ((CROP, CROP + OUTPUT), "rules[0].output", "an empty output table"),
+    ((CROP, CROP + "\noutput = 'jpeg'"), "rules[0].output", "valid dictionary"),
 ])
 def test_invalid_presets_are_reported_by_key(tmp_path: Path, change: tuple[str, str],
                                              key: str, message: str) -> None:
@@ -90,3 +112,27 @@ def test_every_shipped_preset_is_valid() -> None:
         ruleset = load_preset(path).ruleset
         assert isinstance(ruleset, RuleSet)
         assert ruleset.rules[-1].when.empty
+
+
+def test_a_rule_output_replaces_only_the_folder_keys_it_names(tmp_path: Path) -> None:
+    text = GOOD.replace(CROP, CROP + OUTPUT + 'format = "jpeg"\nbackground = "#2040c0"\n'
+                        "trim = true\ntrim_margin = 40", 1)
+    small, rest = load_preset(write(tmp_path, text)).ruleset.rules
+    assert rest.output is None
+    assert small.output is not None
+    assert small.output.to_dict() == {"format": "jpeg", "background": "#2040c0", "trim": True,
+                                      "trim_margin": 40}
+    assert str(small.output) == "format jpeg, background #2040c0, trim true, trim_margin 40"
+    folder = OutputOptions(format=OutputFormat.PNG, jpeg_quality=80, keep_16bit=False)
+    assert small.output.apply(folder) == OutputOptions(
+        format=OutputFormat.JPEG, background=(0x20, 0x40, 0xc0), jpeg_quality=80, trim=True,
+        trim_margin=40, keep_16bit=False)
+
+
+def test_a_rule_output_without_format_may_set_jpeg_keys_for_a_jpeg_folder(
+        tmp_path: Path) -> None:
+    text = GOOD.replace(CROP, CROP + OUTPUT + 'background = "#000"\njpeg_quality = 70', 1)
+    output = load_preset(write(tmp_path, text)).ruleset.rules[0].output
+    assert output is not None
+    folder = OutputOptions(format=OutputFormat.JPEG)
+    assert output.apply(folder) == replace(folder, background=(0, 0, 0), jpeg_quality=70)

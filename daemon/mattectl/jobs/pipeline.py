@@ -65,7 +65,9 @@ class MattingPipeline:
             rules: FolderRules | None = None) -> Cutout:
         """Raises InputError for a bad photo, ModelUnavailableError or BackendError otherwise.
 
-        With ``rules``, the rules engine chooses the model per photo (``model`` is not used).
+        With ``rules``, the rules engine chooses the model per photo (``model`` is not used),
+        and the deciding rule's ``output`` settings replace those of ``options`` it names; the
+        cutout's ``options`` are the ones it was written with.
         """
         options = options or OutputOptions()
         if rules is not None:
@@ -88,6 +90,8 @@ class MattingPipeline:
             raise AssertionError("a folder uses rules, but the pipeline has no rule planner")
         image, decode_ms = self._decode(data, name)
         matte = self.planner.matte(image.rgb, rules, name)
+        if matte.output is not None:  # the deciding rule's output keys replace the folder's
+            options = matte.output.apply(options)
         encoded, encode_ms = self._render(image, matte.alpha, options, matte.model_side)
         return Cutout(encoded, image.width, image.height, matte.model, matte.device, decode_ms,
                       matte.inference_ms, encode_ms, options, matte.decision)

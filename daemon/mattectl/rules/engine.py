@@ -17,7 +17,7 @@ from typing import Any
 
 from mattectl.rules.crop import crop_box
 from mattectl.rules.facts import Box, ImageFacts
-from mattectl.rules.schema import Conditions, Rule, RuleSet, glob_matches
+from mattectl.rules.schema import Conditions, Rule, RuleOutput, RuleSet, glob_matches
 
 
 class Outcome(StrEnum):
@@ -39,7 +39,8 @@ class RuleOutcome:
 @dataclass(frozen=True)
 class Decision:
     """The model to run (None only when ``blocked``), the crop to matte (None: the whole frame),
-    why, and what happened to every rule on the way."""
+    how the deciding rule wants the photo written (None: as the folder says), why, and what
+    happened to every rule on the way."""
 
     preset: str
     rule: str | None  # None: no rule could be used and the last resort chose
@@ -50,12 +51,14 @@ class Decision:
     trace: tuple[RuleOutcome, ...]
     fallback: bool  # the first rule that applied did not get its first model
     blocked: str | None = None
+    output: RuleOutput | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "preset": self.preset, "rule": self.rule, "model": self.model,
             "crop": self.crop.as_list() if self.crop else None, "why": self.why,
             "notes": list(self.notes), "fallback": self.fallback, "blocked": self.blocked,
+            "output": self.output.to_dict() if self.output else None,
             "trace": [{"rule": t.rule, "outcome": str(t.outcome), "detail": t.detail}
                       for t in self.trace],
         }
@@ -204,13 +207,15 @@ def decide(facts: ImageFacts, ruleset: RuleSet, preset: str = "?") -> Decision:
                 return _blocked(preset, rule, model_notes, trace, notes, ruleset, index)
             continue
         why = f"{rule.description or rule.name} ({'; '.join(seen) or 'no conditions'})"
+        written = f"; output {rule.output}" if rule.output else ""
         trace.append(RuleOutcome(rule.name, Outcome.CHOSEN,
-                                 f"{model}{' on a crop' if box else ''}; {'; '.join(seen)}"))
+                                 f"{model}{' on a crop' if box else ''}{written}; "
+                                 f"{'; '.join(seen)}"))
         trace += [RuleOutcome(r.name, Outcome.NOT_REACHED, "")
                   for r in ruleset.rules[index + 1:]]
         fallback = any(t.outcome in (Outcome.UNAVAILABLE, Outcome.OVER_BUDGET) for t in trace)
         return Decision(preset, rule.name, model, box, why, tuple(notes + crop_notes),
-                        tuple(trace), fallback or model != rule.model)
+                        tuple(trace), fallback or model != rule.model, output=rule.output)
     model, why = _last_resort(facts)
     return Decision(preset, None, model, None, why, tuple(notes), tuple(trace), True,
                     blocked=None if model else why)

@@ -27,6 +27,7 @@ from mattectl.rules.facts import Box, ImageFacts, ModelFacts
 from mattectl.rules.latency import LatencyTracker
 from mattectl.rules.presets import Preset, PresetStore, preset_dirs
 from mattectl.rules.probe import PROBE_MODELS, Probe, expand, run_probe
+from mattectl.rules.schema import RuleOutput
 from mattectl.store.repository import JobRepository
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Matte:
     decision: dict[str, Any]
     model_side: int | None = None  # the model's working size, counted in whole frames (a crop
     # matted at 320 px gives a finer alpha than the whole frame at 320 px); None: full resolution
+    output: RuleOutput | None = None  # the deciding rule's output settings, over the folder's
 
 
 class RuleBlockedError(ModelUnavailableError):
@@ -210,7 +212,8 @@ class RulePlanner:
             alpha = backend.predict(rgb)
         ms = (time.perf_counter() - start) * 1000.0 + (probe.ms if reused and probe else 0.0)
         return Matte(alpha, decision.model, device, ms, explained.record(reused_probe=reused),
-                     _model_side(backend.spec.input_size, decision.crop, width, height))
+                     _model_side(backend.spec.input_size, decision.crop, width, height),
+                     decision.output)
 
 
 def _model_side(input_size: int | None, crop: Box | None, width: int, height: int

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mattectl.rules.schema import output_text
+
 
 def _box(box: list[int] | None) -> str:
     return "-" if not box else f"{box[0]},{box[1]}-{box[2]},{box[3]}"
@@ -51,6 +53,9 @@ def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
         rule = f"rule '{record['rule']}'" if record.get("rule") else "no rule (last resort)"
         add("decision", [f"{model}{crop}, {rule} of preset '{record.get('preset')}'"
                          f"{' (a fallback)' if record.get('fallback') else ''}"])
+    if record.get("output"):
+        add("output", [f"{output_text(record['output'])} (rule '{record.get('rule')}'; "
+                       "the folder's settings for the rest)"])
     add("why", [record.get("why") or "-"])
     add("notes", list(record.get("notes") or []))
     if facts:

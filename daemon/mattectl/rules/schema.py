@@ -8,10 +8,13 @@ so ``max = 0.25`` in one rule and ``min = 0.25`` in the next split the values cl
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from fnmatch import fnmatchcase
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from mattectl.imageio.options import OutputFormat, OutputOptions, parse_colour
 
 # Models a preset may name. "bshm" is listed even where the catalog does not know it yet: a
 # preset stays valid on every installation, and an unknown or missing model makes the engine fall
@@ -112,6 +115,64 @@ def glob_matches(patterns: list[str], folder_or_name: str, rel_path: str | None 
     return False
 
 
+def _colour(value: str | None) -> str | None:
+    if value is not None:
+        parse_colour(value)
+    return value
+
+
+class RuleOutput(_Strict):
+    """How a rule's photos are written, over the folder's settings: a key given here replaces
+    the folder's (``format`` for ``output_format``), a key left out keeps it."""
+
+    format: OutputFormat | None = Field(
+        None, description="png, tiff, webp, jpeg or matte, as the folder's output_format.")
+    background: Annotated[str | None, AfterValidator(_colour)] = Field(
+        None, description="jpeg only: colour behind the subject, '#rrggbb'.")
+    jpeg_quality: int | None = Field(None, ge=1, le=100, description="jpeg only: 1..100.")
+    trim: bool | None = Field(None, description="Crop to the subject's bounding box.")
+    trim_margin: int | None = Field(
+        None, ge=0, description="Pixels kept around the subject when trimming.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("an empty output table: give format, background, jpeg_quality, "
+                             "trim or trim_margin, or leave the table out")
+        jpeg_only = [k for k in ("background", "jpeg_quality") if k in self.model_fields_set]
+        if self.format not in (None, OutputFormat.JPEG) and jpeg_only:
+            verb = "apply" if len(jpeg_only) > 1 else "applies"
+            raise ValueError(f"{' and '.join(jpeg_only)} {verb} to format = 'jpeg' only, "
+                             f"not '{self.format}'")
+        if self.trim is False and "trim_margin" in self.model_fields_set:
+            raise ValueError("trim_margin needs trim = true (or left out)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys the rule sets, as written in the preset."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def apply(self, options: OutputOptions) -> OutputOptions:
+        """The folder's ``options`` with this rule's keys in their place."""
+        changes = self.model_dump(exclude_unset=True)
+        if self.background is not None:
+            changes["background"] = parse_colour(self.background)
+        return replace(options, **changes)
+
+    def __str__(self) -> str:
+        return output_text(self.to_dict())
+
+
+def output_text(keys: dict[str, Any]) -> str:
+    """A rule's output keys as a person reads them, in the schema's order (the job log keeps
+    them sorted): ``format jpeg, trim true``."""
+    order = list(RuleOutput.model_fields)
+    ranked = sorted(keys.items(), key=lambda item: (
+        order.index(item[0]) if item[0] in order else len(order), item[0]))
+    return ", ".join(f"{key} {str(value).lower() if isinstance(value, bool) else value}"
+                     for key, value in ranked)
+
+
 class Rule(_Strict):
     name: str = Field(description="Unique within the preset; shown in decisions.")
     description: str = Field("", description="Why this rule exists; shown in decisions.")
@@ -128,6 +189,9 @@ class Rule(_Strict):
         False, description="This rule's models or none: when none can run, the job waits and "
                            "fails rather than falling back to a later rule; the budget is "
                            "ignored.")
+    output: RuleOutput | None = Field(
+        None, description="How this rule's photos are written, over the folder's output "
+                          "settings (those not given here stay the folder's).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
