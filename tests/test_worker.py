@@ -134,6 +134,22 @@ def test_an_original_that_cannot_be_moved_stays_and_the_job_says_why(
     assert "it stays where it is" in row.error
 
 
+def test_a_retry_in_another_format_writes_a_file_of_that_format(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness()
+    h.drop("a.jpg", small_photo.read_bytes())
+    [first] = h.run_all()
+    assert first.output_path == h.watch.output / "a.png"
+    h.repo.retry(first.id)
+    as_jpeg = make_harness(output_format="jpeg")  # the folder (or its rule) changed format
+    [again] = as_jpeg.run_all()
+    assert again.output_path == h.watch.output / "a.jpg"
+    with Image.open(again.output_path) as out:
+        assert out.format == "JPEG"
+    with Image.open(first.output_path) as out:
+        assert out.format == "PNG"  # the earlier cutout is left as it was
+
+
 def test_collision_policies(make_harness: Callable[..., Harness], small_photo: Path) -> None:
     h = make_harness()
     h.watch.output.mkdir(parents=True, exist_ok=True)

@@ -209,7 +209,8 @@ class JobWorker:
         target = output_path(watch, job.rel_path, cutout.model, date.today(), cutout.options)
         previous = job.output_path
         policy = watch.on_collision
-        if previous is not None and previous.parent == target.parent and previous.exists():
+        if previous is not None and previous.parent == target.parent \
+                and previous.suffix == target.suffix and previous.exists():
             # Recorded by an earlier attempt of this very job (a crash, or `jobs retry`).
             target, policy = previous, "overwrite"
         try:
