@@ -80,3 +80,29 @@ def test_in_memory_photos_are_not_written(u2netp: MattingBackend,
     assert outcome.result.png_bytes > 0
     assert Image.open(io.BytesIO(small_photos[0].read_bytes())).size == (
         outcome.result.width, outcome.result.height)
+
+
+def _long_side(path: Path) -> int:
+    with Image.open(path) as img:
+        return max(img.size)
+
+
+def test_the_encode_stage_is_refinement_then_writing(u2netp: MattingBackend,
+                                                      human_photos: list[Path],
+                                                      tmp_path: Path) -> None:
+    stages = MattingStages(u2netp, max_pixels=50_000_000)
+    # The smallest photo enlarged enough from 320 px for its alpha to be refined (1.5x).
+    source = min((p for p in human_photos if _long_side(p) >= 480),
+                 key=lambda p: p.stat().st_size)
+    image = stages.decode(Photo(source.name, path=source))
+    (alpha,) = stages.infer([image])
+    cut = stages.refine(image, alpha)
+    # Clean edges changed the alpha enlarged from 320x320 and the colour at its edges.
+    assert not np.array_equal(cut.alpha, alpha)
+    assert not np.array_equal(cut.colour, image.pixels)
+    in_steps = stages.write(Photo(source.name, target=tmp_path / "steps.png"), image, cut)
+    whole = stages.encode(Photo(source.name, target=tmp_path / "whole.png"), image, alpha)
+    assert in_steps.path.read_bytes() == whole.path.read_bytes()
+    with Image.open(in_steps.path) as png:
+        written = np.asarray(png.getchannel("A"))
+    assert np.array_equal(written, np.clip(cut.alpha * 255 + 0.5, 0, 255).astype(np.uint8))

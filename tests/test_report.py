@@ -83,11 +83,26 @@ def test_speed_section_has_the_table_and_plots(tmp_path: Path,
                                                chromium: Callable[..., str]) -> None:
     backend = ColourRuleBackend("keyer", 2.0)
     size = bench.parse_sizes("320x240")[0]
+    prober = bench.Prober(ColourRuleBackend("probe-keyer", 4.0), "official")
     (result,) = bench.bench(backend, size, bench.make_inputs(size, 3),
-                            bench.BenchOptions(count=3, rounds=1))
+                            bench.BenchOptions(count=3, rounds=1), prober)
+    assert result.probe_model == "probe-keyer"
+    for name in bench.STAGES:
+        stage = result.stages[name]
+        assert stage is not None, name
+        assert 0 < stage.p50_ms <= stage.p95_ms
+        assert stage.count == 3
     page = write_report(tmp_path / "speed.html", render(bench=[result]))
     dom = chromium(page, "--dump-dom")
     assert "keyer 320x240 batch 1, auto threads" in dom
+    row = dom[dom.index("keyer 320x240 batch 1, auto threads</td>"):]
+    row = row[:row.index("</tr>")]
+    for name in bench.STAGES:
+        stage = result.stages[name]
+        assert f"<td>{stage.p50_ms:.0f} / {stage.p95_ms:.0f}</td>" in row  # type: ignore[union-attr]
     assert dom.count("<svg") == 2
-    assert len(re.findall(r"<rect", dom)) >= 3 + 3  # throughput bars, stage segments
-    assert dom.count(">absent<") == 2  # probe and refinement do not exist yet
+    # throughput bars, then one segment per stage: probe and refinement are in the plot
+    assert len(re.findall(r"<rect", dom)) >= 3 + len(bench.STAGES)
+    assert "<title>probe: " in dom
+    assert "<title>refinement: " in dom
+    assert "absent" not in dom

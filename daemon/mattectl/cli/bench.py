@@ -17,6 +17,7 @@ from mattectl.evaluation.dataset import load_rgb
 from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import choose_models, find_photos
 from mattectl.fsutil import write_file
+from mattectl.rules.probe import PROBE_MODELS
 
 
 def _thread_counts(text: str | None) -> tuple[int, ...]:
@@ -31,20 +32,30 @@ def _thread_counts(text: str | None) -> tuple[int, ...]:
     return counts
 
 
+def _prober(models: ModelCache) -> benchmark.Prober:
+    prober = benchmark.Prober.find(models)
+    if prober is None:
+        raise InputError(f"no probe model is installed (tried {', '.join(PROBE_MODELS)}): "
+                         "install one, or measure without the probe (--no-probe)")
+    return prober
+
+
 def _label(r: benchmark.BenchResult) -> str:
     return f"{r.backend} {r.size.label} b{r.batch} t{r.settings['threads'] or 'auto'}"
 
 
 def _latency_table(results: list[benchmark.BenchResult]) -> Table:
-    table = Table(title="latency per stage, ms p50 / p95 (sequential run)")
+    table = Table(title="latency per stage, ms p50 / p95 (probe: its own pass; the others: "
+                  "the sequential run)")
     table.add_column("backend size batch")
     table.add_column("device")
+    table.add_column("probe model")
     for stage in benchmark.STAGES:
         table.add_column(stage, justify="right")
     for r in results:
-        stages = [f"{s.p50_ms:.0f} / {s.p95_ms:.0f}" if s else "absent"
+        stages = [f"{s.p50_ms:.0f} / {s.p95_ms:.0f}" if s else "off"
                   for s in r.stages.values()]
-        table.add_row(_label(r), r.device, *stages)
+        table.add_row(_label(r), r.device, r.probe_model or "-", *stages)
     return table
 
 
@@ -74,6 +85,8 @@ def bench(
     threads: Annotated[str | None, typer.Option(help="CPU threads for inference; several "
                                                 "(e.g. 1,2) are compared in one run "
                                                 "[default: models.threads].")] = None,
+    probe: Annotated[bool, typer.Option(help="Time the rules engine's subject probe as a "
+                                        "folder with rules runs it.")] = True,
     decode_workers: Annotated[int, typer.Option(min=1)] = 1,
     encode_workers: Annotated[int, typer.Option(min=1)] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
@@ -91,6 +104,7 @@ def bench(
     sources = [load_rgb(p) for p in find_photos(images)[:count]] if images else []
     if images and not sources:
         raise InputError(f"{images}: no photos")
+    prober = _prober(models) if probe else None
     plan = benchmark.BenchOptions(count, rounds, batch, decode_workers, encode_workers,
                                   thread_counts)
     results = []
@@ -99,14 +113,15 @@ def bench(
         for name in names:
             err_console.print(f"measuring {name} at {size.label} ({size.width}x{size.height})",
                               highlight=False)
-            results += benchmark.bench(models.get(name), size, inputs, plan)
+            results += benchmark.bench(models.get(name), size, inputs, plan, prober)
     models.unload_all()
     console.print(_latency_table(results))
     console.print(_throughput_table(results))
-    absent = "; ".join(f"{k}: {v}" for k, v in benchmark.ABSENT_STAGES.items())
-    console.print(f"absent stages: {absent}\nmodel = predict on decoded photos; pipeline = "
-                  "read, decode, predict, encode, write with the stages overlapped. Other load "
-                  "on the machine affects these figures: compare ratios measured in one run.",
+    notes = "\n".join(f"  {k}: {v}" for k, v in benchmark.STAGE_NOTES.items())
+    console.print(f"stages:\n{notes}\nmodel = predict on decoded photos; pipeline = read, "
+                  "decode, predict, refine, encode, write with the stages overlapped (no "
+                  "probe: a fixed model, as `mattectl process` runs). Other load on the "
+                  "machine affects these figures: compare ratios measured in one run.",
                   highlight=False)
     if json_out:
         write_file(json_out, json.dumps(benchmark.to_json(results), indent=1).encode(),

@@ -6,9 +6,14 @@ machine slows them alike; each figure is the median over the rounds:
 
 - ``model``: ``predict_batch`` on photos decoded beforehand (the model with its own pre- and
   post-processing, nothing else);
-- ``sequential``: read, decode, predict, compose, encode and write one photo after another
+- ``sequential``: read, decode, predict, refine, encode and write one photo after another
   (what the daemon did before the staged pipeline); its per-stage times are the latencies shown;
 - ``pipeline``: the same steps in a :class:`~mattectl.jobs.stages.StagedPipeline`.
+
+The subject probe (:data:`STAGE_NOTES` says what each stage covers) is timed in a pass of its
+own over the decoded photos, in every round just before the sequential run: a folder with rules
+runs it before the chosen model, but the three runs above matte with the backend alone, as
+``mattectl process`` does, so their throughputs stay comparable with and without it.
 
 ``ratio`` is pipeline throughput over model throughput, taken in each round (runs seconds
 apart) and the median of those reported: 1.0 means the pipeline costs nothing beyond the model.
@@ -30,20 +35,36 @@ from typing import Any
 import numpy as np
 
 from mattectl.backends.base import MattingBackend
+from mattectl.backends.cache import ModelCache
+from mattectl.backends.u2net_processing import Resample
 from mattectl.errors import InputError
 from mattectl.imageio.preview import cover, encode_jpeg
 from mattectl.imageio.read import decode
 from mattectl.jobs.flood import MattingStages, Photo
-from mattectl.jobs.stages import StageTimes, run_all
+from mattectl.jobs.stages import run_all
+from mattectl.rules.probe import PROBE_MODELS, run_probe
 
 logger = logging.getLogger(__name__)
 
 NAMED_SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160), "12mp": (4000, 3000),
                "24mp": (6000, 4000)}
 STAGES = ("decode", "probe", "inference", "refinement", "encode")
-ABSENT_STAGES = {
-    "probe": "not in the pipeline yet (the rules engine's subject probe)",
-    "refinement": "not in the pipeline yet (full-resolution alpha refinement)",
+STAGE_NOTES = {
+    "decode": "the JPEG decoded to RGB (orientation and colour applied)",
+    "probe": "the rules engine's subject probe as a folder with rules runs it before the chosen "
+             "model (rules.probe.run_probe): the photo squashed to 320x320, one pass of the "
+             "probe model (the first of u2netp, u2net, u2net_human_seg installed), the "
+             "subject's share and box; timed in a pass of its own. When the decision is the "
+             "probe model on the whole frame, the daemon reuses the probe's mask instead of "
+             "running inference again",
+    "inference": "the backend's predict on the whole photo, its pre- and post-processing "
+                 "included",
+    "refinement": "clean edges (imageio.write.refine): the alpha enlarged from the model's "
+                  "input size refined against the full-resolution photo "
+                  "(edges.refine_alpha), then the subject's colour estimated in the edge band "
+                  "(edges.foreground_at)",
+    "encode": "the output file encoded (PNG, with the source's ICC profile and metadata) and "
+              "written",
 }
 MAX_PIXELS = 200_000_000
 
@@ -96,7 +117,7 @@ class BenchResult:
     batch: int
     images: int
     rounds: int
-    stages: dict[str, Percentiles | None]  # None: the stage does not exist yet
+    stages: dict[str, Percentiles | None]  # None: not measured (the probe, asked off)
     model_ips: float  # images per second, medians over the rounds
     sequential_ips: float
     pipeline_ips: float
@@ -104,6 +125,7 @@ class BenchResult:
     peak_gpu_mb: float | None
     settings: dict[str, int]  # threads (0: the framework's choice), decode/encode workers
     per_round: dict[str, list[float]]  # images/s of each way to run, round by round
+    probe_model: str | None = None  # the model that probed; None when the probe was off
 
     def _ratio(self, way: str) -> float:
         # Each round's ratio compares runs made seconds apart, under the same load.
@@ -183,8 +205,11 @@ def model_alone(backend: MattingBackend, images: Sequence[np.ndarray], batch: in
     return _ips(len(images), start)
 
 
-def sequential(stages: MattingStages, photos: Sequence[Photo]) -> tuple[float, list[StageTimes]]:
-    times = []
+def sequential(stages: MattingStages, photos: Sequence[Photo]
+               ) -> tuple[float, dict[str, list[float]]]:
+    """Images/s, and milliseconds per photo of decode, inference, refinement and encode."""
+    times: dict[str, list[float]] = {"decode": [], "inference": [], "refinement": [],
+                                     "encode": []}
     start = time.perf_counter()
     for photo in photos:
         t0 = time.perf_counter()
@@ -192,11 +217,37 @@ def sequential(stages: MattingStages, photos: Sequence[Photo]) -> tuple[float, l
         t1 = time.perf_counter()
         (alpha,) = stages.infer([image])
         t2 = time.perf_counter()
-        stages.encode(photo, image, alpha)
+        cut = stages.refine(image, alpha)
         t3 = time.perf_counter()
-        times.append(StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
-                                (t3 - t0) * 1e3, 1))
+        stages.write(photo, image, cut)
+        t4 = time.perf_counter()
+        for name, ms in zip(times, np.diff([t0, t1, t2, t3, t4]) * 1e3, strict=True):
+            times[name].append(float(ms))
     return _ips(len(photos), start), times
+
+
+@dataclass(frozen=True)
+class Prober:
+    """The subject probe as :class:`~mattectl.rules.planner.RulePlanner` runs it."""
+
+    backend: MattingBackend
+    resample: Resample
+
+    @classmethod
+    def find(cls, models: ModelCache) -> Prober | None:
+        """The probe the daemon would use: the first installed of :data:`PROBE_MODELS`, with
+        the configured resampling; None when none is installed."""
+        name = next((m for m in PROBE_MODELS if models.availability(m).ok), None)
+        return None if name is None else cls(models.get(name), models.options.u2net.resample)
+
+    def times(self, images: Sequence[np.ndarray]) -> list[float]:
+        """Milliseconds of each photo's whole probe (shrink, pass, subject)."""
+        out = []
+        for rgb in images:
+            start = time.perf_counter()
+            run_probe(self.backend, rgb, self.resample)
+            out.append((time.perf_counter() - start) * 1e3)
+        return out
 
 
 def pipelined(stages: MattingStages, photos: Sequence[Photo], *, batch: int,
@@ -226,37 +277,41 @@ class _Runs:
     model: list[float] = field(default_factory=list)
     sequential: list[float] = field(default_factory=list)
     pipeline: list[float] = field(default_factory=list)
-    stage_times: list[StageTimes] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
 
 
 def _round(backend: MattingBackend, stages: MattingStages, images: Sequence[np.ndarray],
-           photos: Sequence[Photo], options: BenchOptions, runs: _Runs) -> None:
+           photos: Sequence[Photo], options: BenchOptions, runs: _Runs,
+           prober: Prober | None) -> None:
     runs.model.append(model_alone(backend, images, options.batch))
+    if prober is not None:
+        runs.stage_ms["probe"] += prober.times(images)
     ips, times = sequential(stages, photos)
     runs.sequential.append(ips)
-    runs.stage_times += times
+    for name, values in times.items():
+        runs.stage_ms[name] += values
     runs.pipeline.append(pipelined(stages, photos, batch=options.batch,
                                    decode_workers=options.decode_workers,
                                    encode_workers=options.encode_workers))
 
 
-def _stage_stats(times: Sequence[StageTimes]) -> dict[str, Percentiles | None]:
-    stats: dict[str, Percentiles | None] = {name: None for name in STAGES}
-    stats["decode"] = percentiles([t.decode_ms for t in times])
-    stats["inference"] = percentiles([t.inference_ms for t in times])
-    stats["encode"] = percentiles([t.encode_ms for t in times])
-    return stats
+def _stage_stats(stage_ms: dict[str, list[float]]) -> dict[str, Percentiles | None]:
+    return {name: percentiles(stage_ms[name]) if stage_ms[name] else None for name in STAGES}
 
 
 def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
-          options: BenchOptions) -> list[BenchResult]:
+          options: BenchOptions, prober: Prober | None = None) -> list[BenchResult]:
     """Measure one backend at one size on ``inputs`` (encoded photos of that size): one result
     per thread setting, the settings alternating inside every round so that they meet the same
-    load. Raises :class:`InputError` when the backend cannot change its thread count."""
+    load. With ``prober``, the subject probe is timed too. Raises :class:`InputError` when the
+    backend cannot change its thread count."""
     backend.load()
     images = [decode(d, name=f"bench-{i}", max_pixels=MAX_PIXELS).rgb
               for i, d in enumerate(inputs)]
     backend.predict(images[0])  # warm-up: first-call allocations are not the model's speed
+    if prober is not None:
+        prober.backend.load()
+        prober.times(images[:1])  # warm-up: a probe model other than the backend's first call
     reset_peak_rss()
     backend.reset_peak_memory()
     stages = MattingStages(backend, max_pixels=MAX_PIXELS, collision="overwrite")
@@ -269,7 +324,7 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
             for threads in settings:
                 if threads is not None and not backend.set_threads(threads):
                     raise InputError(f"{backend.name} cannot change its thread count")
-                _round(backend, stages, images, photos, options, runs[threads])
+                _round(backend, stages, images, photos, options, runs[threads], prober)
                 logger.info("%s %s threads %s round %d: model %.2f, sequential %.2f, "
                             "pipeline %.2f img/s", backend.name, size.label, threads, r + 1,
                             runs[threads].model[-1], runs[threads].sequential[-1],
@@ -278,12 +333,13 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
     rss = peak_rss_mb()
     return [BenchResult(
         backend.name, backend.device or "?", size, options.batch, len(inputs), options.rounds,
-        _stage_stats(run.stage_times), statistics.median(run.model),
+        _stage_stats(run.stage_ms), statistics.median(run.model),
         statistics.median(run.sequential), statistics.median(run.pipeline), rss,
         gpu / 2**20 if gpu is not None else None,
         {"threads": threads if threads is not None else backend.options.threads,
          "decode_workers": options.decode_workers, "encode_workers": options.encode_workers},
         {"model": run.model, "sequential": run.sequential, "pipeline": run.pipeline},
+        prober.backend.name if prober is not None else None,
     ) for threads, run in runs.items()]
 
 
@@ -295,10 +351,12 @@ def to_json(results: Sequence[BenchResult]) -> dict[str, Any]:
         row["sequential_ratio"] = round(r.sequential_ratio, 4)
         rows.append(row)
     return {"units": {"*_ips": "images per second (median over rounds)",
-                      "stages": "milliseconds per image, from the sequential run",
+                      "stages": "milliseconds per image: p50, p95 and the number of "
+                                "samples; the probe from its own pass, the others from the "
+                                "sequential run; null: not measured (--no-probe)",
                       "ratio": "median over rounds of pipeline / model images/s, both "
                                "measured in the same round",
                       "peak_rss_mb": "peak resident memory of the process during the "
                                      "measurement, MiB",
                       "peak_gpu_mb": "peak GPU memory the backend allocated, MiB; null on CPU"},
-            "absent_stages": ABSENT_STAGES, "results": rows}
+            "stage_notes": STAGE_NOTES, "results": rows}

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 
 from mattectl.evaluation import summary
-from mattectl.evaluation.bench import ABSENT_STAGES, STAGES, BenchResult
+from mattectl.evaluation.bench import STAGE_NOTES, STAGES, BenchResult
 from mattectl.evaluation.metrics import METRICS, Region
 from mattectl.evaluation.plot import Series, grouped_bars, stacked_bars
 from mattectl.evaluation.runner import ImageResult
@@ -150,15 +150,17 @@ def speed_section(results: Sequence[BenchResult]) -> str:
     rows = []
     for label, r in zip(labels, results, strict=True):
         stages = "".join(f"<td>{s.p50_ms:.0f} / {s.p95_ms:.0f}</td>" if s else
-                         '<td title="' + escape(ABSENT_STAGES.get(name, "")) + '">absent</td>'
-                         for name, s in r.stages.items())
+                         '<td title="not measured (--no-probe)">off</td>'
+                         for s in r.stages.values())
         gpu = f"{r.peak_gpu_mb:.0f}" if r.peak_gpu_mb is not None else "-"
-        rows.append(f"<tr><td>{escape(label)}</td><td>{escape(r.device)}</td>{stages}"
+        rows.append(f"<tr><td>{escape(label)}</td><td>{escape(r.device)}</td>"
+                    f"<td>{escape(r.probe_model or '-')}</td>{stages}"
                     f"<td>{r.model_ips:.3f}</td><td>{r.sequential_ips:.3f}</td>"
                     f"<td>{r.pipeline_ips:.3f}</td><td>{r.ratio:.2f}</td>"
                     f"<td>{r.peak_rss_mb:.0f}</td><td>{gpu}</td></tr>")
     head = "".join(f"<th>{s} p50 / p95 ms</th>" for s in STAGES)
-    table = (f"<table><tr><th>backend · size</th><th>device</th>{head}<th>model img/s</th>"
+    table = (f"<table><tr><th>backend · size</th><th>device</th><th>probe model</th>{head}"
+             "<th>model img/s</th>"
              "<th>sequential img/s</th><th>pipeline img/s</th><th>pipeline / model</th>"
              f"<th>peak RSS MiB</th><th>peak GPU MiB</th></tr>{''.join(rows)}</table>")
     throughput = grouped_bars("Throughput", labels, [
@@ -170,10 +172,11 @@ def speed_section(results: Sequence[BenchResult]) -> str:
         Series(name, [r.stages[name].p50_ms for r in results])  # type: ignore[union-attr]
         for name in STAGES if all(r.stages[name] for r in results)
     ], "ms")
-    absent = "; ".join(f"{k}: {v}" for k, v in ABSENT_STAGES.items())
-    return (f'<section id="speed"><h2>Speed</h2>{table}<p class="legend">Stage latencies are '
-            "from the sequential run. Throughputs are medians over the rounds, measured in one "
-            f"run. Absent stages: {escape(absent)}.</p>{throughput}{stage_plot}</section>")
+    notes = "".join(f"<li><b>{name}</b>: {escape(note)}</li>" for name, note in STAGE_NOTES.items())
+    return (f'<section id="speed"><h2>Speed</h2>{table}<div class="legend"><p>Stage latencies '
+            "are from the sequential run, the probe's from a pass of its own. Throughputs are "
+            "medians over the rounds, measured in one run; they matte with the backend alone "
+            f"(no probe).</p><ul>{notes}</ul></div>{throughput}{stage_plot}</section>")
 
 
 def render(*, results: Sequence[ImageResult] = (), backends: Sequence[str] = (),

@@ -36,12 +36,28 @@ class Encoded:
 
 def render(image: DecodedImage, alpha: np.ndarray, options: OutputOptions, *,
            model_side: int | None = None) -> Encoded:
-    """The finished output file's bytes for ``image`` under the model's ``alpha``."""
+    """The finished output file's bytes for ``image`` under the model's ``alpha``: the two
+    steps :func:`refine` then :func:`encode_cut`, which callers that time them run apart."""
+    return encode_cut(image, refine(image, alpha, options, model_side=model_side), options)
+
+
+def refine(image: DecodedImage, alpha: np.ndarray, options: OutputOptions, *,
+           model_side: int | None = None) -> Layers:
+    """The cutout before encoding. With ``options.clean_edges``: the alpha refined against the
+    full-resolution photo when enlarged from ``model_side`` (``edges.refine_alpha``) and the
+    subject's own colour in the edge band (``edges.foreground_at``; not for a matte). Then the
+    source's own transparency, and the trim when asked."""
     cut = layers(image.pixels, alpha, source_alpha=image.alpha, clean_edges=options.clean_edges,
                  model_side=model_side, guide=image.rgb,
                  colour=options.format is not OutputFormat.MATTE)
     if options.trim:
         cut = trimmed(cut, options.trim_margin)
+    return cut
+
+
+def encode_cut(image: DecodedImage, cut: Layers, options: OutputOptions) -> Encoded:
+    """The output file of a cutout from :func:`refine`, with ``image``'s ICC profile and
+    metadata."""
     data = encode(cut, options, icc_profile=image.icc_profile, metadata=image.metadata)
     return Encoded(data, options.extension, cut.width, cut.height)
 

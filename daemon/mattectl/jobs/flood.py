@@ -15,9 +15,10 @@ import numpy as np
 from mattectl.backends.base import MattingBackend
 from mattectl.errors import InputError, OutputError
 from mattectl.fsutil import write_file
+from mattectl.imageio import write as output
+from mattectl.imageio.compose import Layers
 from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.read import DecodedImage
-from mattectl.imageio.write import render
 from mattectl.jobs.pipeline import decode_photo
 
 
@@ -38,7 +39,8 @@ class Written:
 
 
 class MattingStages:
-    """Decode (read + decode), infer (the backend, batched), encode (render + write)."""
+    """Decode (read + decode), infer (the backend, batched), encode (refine + write: clean
+    edges, then the file encoded and written)."""
 
     def __init__(self, backend: MattingBackend, *, max_pixels: int, min_side: int = 16,
                  collision: str = "suffix", options: OutputOptions | None = None) -> None:
@@ -64,7 +66,16 @@ class MattingStages:
         return self.backend.predict_batch([image.rgb for image in batch])
 
     def encode(self, photo: Photo, image: DecodedImage, alpha: np.ndarray) -> Written:
-        encoded = render(image, alpha, self.options, model_side=self.backend.spec.input_size)
+        """The encode stage of the pipeline: :meth:`refine`, then :meth:`write`."""
+        return self.write(photo, image, self.refine(image, alpha))
+
+    def refine(self, image: DecodedImage, alpha: np.ndarray) -> Layers:
+        """Clean edges on the model's alpha (see :func:`~mattectl.imageio.write.refine`)."""
+        return output.refine(image, alpha, self.options, model_side=self.backend.spec.input_size)
+
+    def write(self, photo: Photo, image: DecodedImage, cut: Layers) -> Written:
+        """Encode the file and write it to ``photo.target`` (when there is one)."""
+        encoded = output.encode_cut(image, cut, self.options)
         written = None
         if photo.target is not None:
             try:
