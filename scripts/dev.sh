@@ -51,6 +51,11 @@ case "${1:-}" in
     run)
         setup
         mkdir -p in out
+        if [ "$(id -u)" = 0 ]; then
+            # A developer's root container: the service itself runs as its own user.
+            echo "warning: running as root (MATTECTL_ALLOW_ROOT=1); the systemd unit never does" >&2
+            export MATTECTL_ALLOW_ROOT=1
+        fi
         echo "drop photos into $(pwd)/in; cutouts appear in $(pwd)/out (Ctrl-C stops)" >&2
         exec "$VENV/bin/mattectl" run --config config.example.toml
         ;;

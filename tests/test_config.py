@@ -120,6 +120,14 @@ def test_environment_overrides_models_dir(folders: Path, monkeypatch: pytest.Mon
     assert settings.models_dir == folders / "weights"
 
 
+@pytest.mark.parametrize(("value", "allowed"), [("1", True), ("true", True), ("0", False),
+                                              ("", False)])
+def test_environment_allows_root(folders: Path, monkeypatch: pytest.MonkeyPatch, value: str,
+                                 allowed: bool) -> None:
+    monkeypatch.setenv(config.ENV_ALLOW_ROOT, value)
+    assert config.load(write(folders, "")).daemon.allow_root is allowed
+
+
 def test_config_check_command(folders: Path) -> None:
     runner = CliRunner()
     good = write(folders, '[[watch]]\nname = "a"\ninput = "in"\noutput = "out"\n')

@@ -32,6 +32,7 @@ DEFAULT_CONFIG = Path("/etc/mattectl/config.toml")
 ENV_CONFIG = "MATTECTL_CONFIG"
 ENV_MODELS_DIR = "MATTECTL_MODELS_DIR"
 ENV_STATE_DIR = "MATTECTL_STATE_DIR"
+ENV_ALLOW_ROOT = "MATTECTL_ALLOW_ROOT"  # 1: daemon.allow_root (a developer's root container)
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic", "heif")
 TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
@@ -105,7 +106,9 @@ class DaemonConfig(_Strict):
     retention_days: float = Field(
         90.0, ge=0, description="Finished job rows older than this are pruned (0 keeps them)."
     )
-    allow_root: bool = Field(False, description="Allow running as root (not recommended).")
+    allow_root: bool = Field(
+        False, description="Allow running as root (not recommended). Env MATTECTL_ALLOW_ROOT=1 "
+                           "sets it.")
     rules_dir: ConfigPath = Field(
         Path("rules"),
         description=(
@@ -478,6 +481,10 @@ def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
             section_data = data.setdefault(section, {})
             if isinstance(section_data, dict):
                 section_data[key] = os.path.abspath(os.path.expanduser(value))
+    if os.environ.get(ENV_ALLOW_ROOT, "").lower() in ("1", "true", "yes"):
+        daemon = data.setdefault("daemon", {})
+        if isinstance(daemon, dict):
+            daemon["allow_root"] = True
     return data
 
 

@@ -71,7 +71,8 @@ def show(job_id: int, config: ConfigOption = None, as_json: JsonOption = False) 
         if key == "decision" and value:
             _show_decision(value, width)
             continue
-        console.print(f"{key:<{width}}  {'-' if value is None else value}", highlight=False)
+        shown = "-" if value is None else f"{value:.1f}" if isinstance(value, float) else value
+        console.print(f"{key:<{width}}  {shown}", highlight=False)
 
 
 def _show_decision(decision: dict, width: int) -> None:
