@@ -19,6 +19,7 @@ def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Pa
     report = json.loads((tmp_path / "bench.json").read_text())
     one, result = report["results"]
     assert one["settings"]["threads"] == 1  # both thread counts measured in the same run
+    assert one["settings"]["clean_edges"] == 1
     assert result["settings"]["threads"] == 2
     assert result["backend"] == "u2netp"
     assert result["device"] == "cpu"
@@ -49,10 +50,12 @@ def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Pa
 
 def test_bench_without_the_probe_says_so(tmp_path: Path, shared_models: Path) -> None:
     done = mattectl("bench", "--backend", "u2netp", "--sizes", "64x48", "--count", "1",
-                    "--no-probe", "--config", write_config(tmp_path, shared_models),
+                    "--no-probe", "--no-clean-edges",
+                    "--config", write_config(tmp_path, shared_models),
                     "--json", tmp_path / "bench.json")
     assert done.returncode == 0, done.stderr
     (result,) = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert result["settings"]["clean_edges"] == 0  # measured as a folder without clean edges
     assert result["stages"]["probe"] is None
     assert result["probe_model"] is None
     assert result["stages"]["refinement"]["p50_ms"] > 0  # the other stages still measured

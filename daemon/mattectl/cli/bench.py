@@ -87,6 +87,8 @@ def bench(
                                                 "[default: models.threads].")] = None,
     probe: Annotated[bool, typer.Option(help="Time the rules engine's subject probe as a "
                                         "folder with rules runs it.")] = True,
+    clean_edges: Annotated[bool, typer.Option(help="Refine edges as a folder with "
+                                              "clean_edges = true does.")] = True,
     decode_workers: Annotated[int, typer.Option(min=1)] = 1,
     encode_workers: Annotated[int, typer.Option(min=1)] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
@@ -106,7 +108,7 @@ def bench(
         raise InputError(f"{images}: no photos")
     prober = _prober(models) if probe else None
     plan = benchmark.BenchOptions(count, rounds, batch, decode_workers, encode_workers,
-                                  thread_counts)
+                                  thread_counts, clean_edges)
     results = []
     for size in size_list:
         inputs = benchmark.make_inputs(size, count, sources)

@@ -38,6 +38,7 @@ from mattectl.backends.base import MattingBackend
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.u2net_processing import Resample
 from mattectl.errors import InputError
+from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.preview import cover, encode_jpeg
 from mattectl.imageio.read import decode
 from mattectl.jobs.flood import MattingStages, Photo
@@ -123,7 +124,8 @@ class BenchResult:
     pipeline_ips: float
     peak_rss_mb: float
     peak_gpu_mb: float | None
-    settings: dict[str, int]  # threads (0: the framework's choice), decode/encode workers
+    settings: dict[str, int]  # threads (0: the framework's choice), decode/encode workers,
+    # clean_edges (1: on)
     per_round: dict[str, list[float]]  # images/s of each way to run, round by round
     probe_model: str | None = None  # the model that probed; None when the probe was off
 
@@ -270,6 +272,7 @@ class BenchOptions:
     decode_workers: int = 1
     encode_workers: int = 1
     threads: tuple[int, ...] = ()  # CPU thread counts to compare; () keeps the backend's own
+    clean_edges: bool = True  # as a folder's clean_edges: the refinement stage on or off
 
 
 @dataclass
@@ -314,7 +317,8 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
         prober.times(images[:1])  # warm-up: a probe model other than the backend's first call
     reset_peak_rss()
     backend.reset_peak_memory()
-    stages = MattingStages(backend, max_pixels=MAX_PIXELS, collision="overwrite")
+    stages = MattingStages(backend, max_pixels=MAX_PIXELS, collision="overwrite",
+                           options=OutputOptions(clean_edges=options.clean_edges))
     settings: tuple[int | None, ...] = options.threads or (None,)
     runs = {threads: _Runs() for threads in settings}
     with tempfile.TemporaryDirectory(prefix="mattectl-bench-") as tmp:
@@ -337,7 +341,8 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
         statistics.median(run.sequential), statistics.median(run.pipeline), rss,
         gpu / 2**20 if gpu is not None else None,
         {"threads": threads if threads is not None else backend.options.threads,
-         "decode_workers": options.decode_workers, "encode_workers": options.encode_workers},
+         "decode_workers": options.decode_workers, "encode_workers": options.encode_workers,
+         "clean_edges": int(options.clean_edges)},
         {"model": run.model, "sequential": run.sequential, "pipeline": run.pipeline},
         prober.backend.name if prober is not None else None,
     ) for threads, run in runs.items()]
