@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -56,6 +57,36 @@ def test_drop_photos_get_cutouts_and_status_tells_the_truth(daemon: DaemonProces
     assert daemon.stop() == 0
     after = daemon.cli("status", "--json")
     assert after.returncode == 3 and json.loads(after.stdout)["state"] == "stopped"
+
+
+def test_a_slow_copy_and_a_rename_each_give_exactly_one_complete_cutout(
+        daemon: DaemonProcess, human_photos: list[Path]) -> None:
+    # A quiet time well above the copy's pauses, so that a loaded machine cannot stretch one.
+    daemon.config.write_text(daemon.config.read_text().replace("stability_s = 0.5",
+                                                               "stability_s = 1.5"))
+    daemon.start()
+    slow, renamed = sorted(human_photos, key=lambda p: p.stat().st_size)[:2]
+    data = slow.read_bytes()
+    step = len(data) // 5 + 1
+    with (daemon.root / "in" / "slow.jpg").open("wb") as fh:
+        for i in range(0, len(data), step):  # pauses shorter than stability_s
+            fh.write(data[i:i + step])
+            fh.flush()
+            time.sleep(0.3)
+            assert not daemon.jobs(), "a job was queued before the copy finished"
+    part = daemon.root / "in" / "renamed.jpg.part"
+    shutil.copyfile(renamed, part)
+    part.rename(daemon.root / "in" / "renamed.jpg")
+    jobs = wait_for(lambda: (js := daemon.jobs()) and len(js) == 2
+                    and all(j.status == JobStatus.DONE for j in js) and js,
+                    timeout=120, what="both cutouts")
+    assert sorted(j.rel_path for j in jobs) == ["renamed.jpg", "slow.jpg"]
+    assert [p.name for p in outputs(daemon.root)] == ["renamed.png", "slow.png"]
+    for source, name in ((slow, "slow.png"), (renamed, "renamed.png")):
+        with Image.open(daemon.root / "out" / name) as cutout, Image.open(source) as photo:
+            cutout.load()  # the whole file decodes: complete, not a partial write
+            assert cutout.mode == "RGBA" and cutout.size == photo.size
+    assert daemon.stop() == 0
 
 
 def test_killed_mid_job_requeues_and_every_input_gets_one_output(
