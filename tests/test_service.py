@@ -76,6 +76,20 @@ def test_ready_status_watchdog_and_stopping(tmp_path: Path, notify: NotifySocket
     assert notify.count("STOPPING=1") == 1
 
 
+def test_ready_waits_for_the_preloaded_models(tmp_path: Path, notify: NotifySocket) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("[models]\n", '[models]\npreload = ["u2netp"]\n'))
+    proc = DaemonProcess(tmp_path, env={"NOTIFY_SOCKET": str(notify.path)})
+    proc.launch()
+    try:
+        wait_for(lambda: notify.count("READY=1"), timeout=120, what="READY=1")
+        assert "loaded model u2netp" in proc.log_text()  # before READY, not on the first photo
+        [model] = proc.status()["models"]
+        assert model["name"] == "u2netp" and model["loaded"] is True
+    finally:
+        assert proc.stop() == 0
+
+
 def test_sigterm_lets_the_running_job_finish(daemon: DaemonProcess,
                                              human_photos: list[Path]) -> None:
     daemon.start()
