@@ -26,6 +26,7 @@ _SEPARATION = 0.01
 # colours before the solution is no longer trusted (measured: scripts/measure_edges.py).
 _RESIDUAL = 0.1
 _WORK_PIXELS = 0.25e6
+_FAINT = np.float32(0.01)  # alpha this close to 0 or 1 keeps the photo's colour
 _REMAP_COLUMNS = 4096
 _COARSE = 4  # blur fusion's wide pass runs at 1/4 of the working resolution
 
@@ -85,8 +86,12 @@ def _sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray,
 
 
 def edge_band(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the pixels whose 8-bit alpha is 1..254: where colour needs estimating."""
-    return np.nonzero((alpha > 0.5 / 255) & (alpha < 254.5 / 255))
+    """(rows, cols) of the pixels whose alpha is within 0.01..0.99: where colour needs
+    estimating. Beyond, the old background's share (or the subject's missing share) is under
+    1 %, at most 2.5 levels of 255 on a new background; U²-Net's faint haze over the background
+    (alpha 1..2 of 255) would otherwise double the work (measured: 0.56 of the time per 1080p
+    photo; scripts/measure_edges.py: colour and halo errors +0.06..0.08 of 255)."""
+    return np.nonzero((alpha > _FAINT) & (alpha < 1 - _FAINT))
 
 
 def foreground_at(image: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
