@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from mattectl.errors import ConfigError
+from mattectl.fsutil import inside
 from mattectl.imageio.options import IMAGE_EXTENSIONS, OutputFormat, OutputOptions, parse_colour
 
 DEFAULT_CONFIG = Path("/etc/mattectl/config.toml")
@@ -369,16 +370,12 @@ def render_template(
 
 # -- cross-field checks: each yields (key path, message) ------------------------------------------
 
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
 def _check_folders(settings: Settings) -> Iterator[tuple[str, str]]:
     for i, watch in enumerate(settings.watch):
         key = f"watch[{i}]"
         if not watch.input.is_dir():
             yield f"{key}.input", f"folder does not exist: {watch.input}"
-        if _inside(watch.output, watch.input) or _inside(watch.input, watch.output):
+        if inside(watch.output, watch.input) or inside(watch.input, watch.output):
             yield f"{key}.output", (
                 f"input {watch.input} and output {watch.output} must not be nested"
             )
@@ -388,7 +385,7 @@ def _check_folders(settings: Settings) -> Iterator[tuple[str, str]]:
         ):
             if mode == "move" and folder is None:
                 yield f"{key}.{field}", "required when the original is moved"
-            if folder is not None and _inside(folder, watch.output):
+            if folder is not None and inside(folder, watch.output):
                 yield f"{key}.{field}", f"must not be inside the output folder {watch.output}"
 
 
@@ -401,11 +398,11 @@ def _check_unique(settings: Settings) -> Iterator[tuple[str, str]]:
             yield f"watch[{i}].name", f"'{watch.name}' is already used by watch[{first}]"
         seen_names.setdefault(watch.name, i)
         for j_path, j in seen_inputs.items():
-            if _inside(watch.input, j_path) or _inside(j_path, watch.input):
+            if inside(watch.input, j_path) or inside(j_path, watch.input):
                 yield f"watch[{i}].input", f"overlaps watch[{j}].input {j_path}"
         seen_inputs[watch.input] = i
         for j, other in enumerate(settings.watch[:i]):
-            if _inside(watch.output, other.input) or _inside(other.output, watch.input):
+            if inside(watch.output, other.input) or inside(other.output, watch.input):
                 yield f"watch[{i}].output", f"nested with watch[{j}]'s folders"
 
 

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +25,7 @@ from mattectl.evaluation.dataset import load_rgb, read_tags
 from mattectl.evaluation.metrics import measure
 from mattectl.imageio.matte import decode_matte
 from mattectl.imageio.preview import encode_jpeg, fit_size, resize
+from mattectl.watch.filters import ignore_reason
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class ImageResult:
 
 
 def _is_image(path: Path) -> bool:
-    return (path.is_file() and not path.name.startswith(".")
-            and path.suffix.lower().lstrip(".") in DEFAULT_EXTENSIONS)
+    """A photo by the hotfolder's own rules (no hidden, temporary or system files)."""
+    return path.is_file() and ignore_reason(PurePath(path.name), DEFAULT_EXTENSIONS) is None
 
 
 def find_photos(folder: Path) -> list[Path]:

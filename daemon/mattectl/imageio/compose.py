@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mattectl.imageio.edges import edge_band, foreground_at, refine_alpha
+from mattectl.imageio.edges import edge_band, foreground_at, refine_alpha, unit
 
 # Pixels fainter than this (about 8 of 255) do not count as subject when trimming.
 TRIM_THRESHOLD = 0.03
@@ -44,10 +44,6 @@ def quantise(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Floats in [0, 1] -> uint8 or uint16, rounded."""
     top = float(np.iinfo(dtype).max)
     return np.clip(values * top + 0.5, 0, top).astype(dtype)
-
-
-def _unit(pixels: np.ndarray) -> np.ndarray:
-    return pixels.astype(np.float32) * np.float32(1 / np.iinfo(pixels.dtype).max)
 
 
 def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | None = None,
@@ -104,7 +100,7 @@ def trimmed(cut: Layers, margin: int) -> Layers:
 def rgba(cut: Layers, dtype: np.dtype) -> np.ndarray:
     """HxWx4 straight RGBA of ``dtype`` (uint8 or uint16)."""
     colour = cut.colour if cut.colour.dtype == dtype else \
-        quantise(_unit(cut.colour), dtype)
+        quantise(unit(cut.colour), dtype)
     out = np.empty((*cut.alpha.shape, 4), dtype=dtype)
     out[:, :, :3] = colour
     out[:, :, 3] = quantise(cut.alpha, dtype)
@@ -114,7 +110,7 @@ def rgba(cut: Layers, dtype: np.dtype) -> np.ndarray:
 def flatten(cut: Layers, background: tuple[int, int, int]) -> np.ndarray:
     """HxWx3 uint8: the cutout composited over a solid ``background`` colour."""
     colour = cut.colour if cut.colour.dtype == np.uint8 else \
-        quantise(_unit(cut.colour), np.dtype(np.uint8))
+        quantise(unit(cut.colour), np.dtype(np.uint8))
     behind = np.empty_like(colour)
     behind[:] = background
     # OpenCV's weighted blend: one pass in C++ (5x numpy's at 24 MP, scripts/bench_encode.py).

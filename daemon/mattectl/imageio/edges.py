@@ -36,7 +36,7 @@ def _box(img: np.ndarray, radius: int) -> np.ndarray:
     return cv2.blur(img, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
-def _unit(values: np.ndarray) -> np.ndarray:
+def unit(values: np.ndarray) -> np.ndarray:
     """uint8/uint16 -> float32 in [0, 1]; float32 is taken as it is."""
     if values.dtype == np.float32:
         return values
@@ -65,7 +65,7 @@ def _blurred(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
 def _small(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``img`` reduced to ``size`` (width, height) by area averaging, as float32 in [0, 1]."""
     same = (img.shape[1], img.shape[0]) == size
-    return _unit(img if same else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+    return unit(img if same else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
 
 
 def _sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -110,7 +110,7 @@ def foreground_at(image: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
     fg = _mean(_sample(_sums(fg, alpha_s, 6), rows, cols, alpha.shape))
     bg = _mean(_sample(_sums(bg, 1 - alpha_s, 6), rows, cols, alpha.shape))
     a = alpha[rows, cols][:, None]
-    return np.clip(fg + a * (_unit(image[rows, cols]) - a * fg - (1 - a) * bg), 0, 1)
+    return np.clip(fg + a * (unit(image[rows, cols]) - a * fg - (1 - a) * bg), 0, 1)
 
 
 def _wide_means(image: np.ndarray, alpha: np.ndarray, radius: int
@@ -134,7 +134,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     the photo, except in the :func:`edge_band`, where it is the colour the subject has without
     the old background mixed in (see :func:`foreground_at`)."""
     rows, cols = edge_band(alpha)
-    out = _unit(image).copy()
+    out = unit(image).copy()
     if len(rows):
         out[rows, cols] = foreground_at(image, alpha, rows, cols)
     return out
@@ -175,7 +175,7 @@ def refine_alpha(image: np.ndarray, alpha: np.ndarray, upscale: float) -> np.nda
     bg = _sample(_sums(image_s, bg_mask, radius), rows, cols, shape)
     known = (fg[:, 3] > 0.01) & (bg[:, 3] > 0.01)
     fg, bg = _mean(fg), _mean(bg)
-    pixel = _unit(image[rows, cols])
+    pixel = unit(image[rows, cols])
     diff = fg - bg
     distance = np.einsum("ij,ij->i", diff, diff)
     solved = np.clip(np.einsum("ij,ij->i", pixel - bg, diff) / (distance + _EPS), 0, 1)

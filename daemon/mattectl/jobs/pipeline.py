@@ -14,6 +14,7 @@ from mattectl.errors import InputError
 from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.read import DecodedImage, decode
 from mattectl.imageio.write import render
+from mattectl.jobs.stages import ms_since
 from mattectl.rules.planner import FolderRules, RulePlanner
 
 
@@ -38,10 +39,6 @@ class Cutout:
     @property
     def extension(self) -> str:
         return self.options.extension
-
-
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
 
 
 def decode_photo(data: bytes, *, name: str, max_pixels: int, min_side: int) -> DecodedImage:
@@ -78,7 +75,7 @@ class MattingPipeline:
 
         start = time.perf_counter()
         alpha = backend.predict(image.rgb)
-        inference_ms = _ms_since(start)
+        inference_ms = ms_since(start)
 
         encoded, encode_ms = self._render(image, alpha, options, backend.spec.input_size)
         return Cutout(encoded, image.width, image.height, model, backend.device or "?",
@@ -100,11 +97,11 @@ class MattingPipeline:
         start = time.perf_counter()
         image = decode_photo(data, name=name, max_pixels=self.max_pixels,
                              min_side=self.min_side)
-        return image, _ms_since(start)
+        return image, ms_since(start)
 
     @staticmethod
     def _render(image: DecodedImage, alpha: np.ndarray, options: OutputOptions,
                 model_side: int | None) -> tuple[bytes, float]:
         start = time.perf_counter()
         encoded = render(image, alpha, options, model_side=model_side)
-        return encoded.data, _ms_since(start)
+        return encoded.data, ms_since(start)

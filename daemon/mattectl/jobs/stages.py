@@ -76,7 +76,8 @@ class _Work(Generic[T, D]):
     times: StageTimes = field(default_factory=StageTimes)
 
 
-def _ms_since(start: float) -> float:
+def ms_since(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()`` reading): every stage timing."""
     return (time.perf_counter() - start) * 1000.0
 
 
@@ -145,10 +146,10 @@ class StagedPipeline(Generic[T, D, A, R]):
         try:
             work.decoded = self.stages.decode(work.item)
         except Exception as exc:
-            work.times = replace(work.times, decode_ms=_ms_since(start))
+            work.times = replace(work.times, decode_ms=ms_since(start))
             self._finish(work, None, exc)
             return
-        work.times = replace(work.times, decode_ms=_ms_since(start))
+        work.times = replace(work.times, decode_ms=ms_since(start))
         self._ready.put(work)
 
     def _next_batch(self) -> tuple[list[_Work[T, D]], bool]:
@@ -189,10 +190,10 @@ class StagedPipeline(Generic[T, D, A, R]):
                 for work in batch:
                     self._infer([work])
                 return
-            batch[0].times = replace(batch[0].times, inference_ms=_ms_since(start), batch=1)
+            batch[0].times = replace(batch[0].times, inference_ms=ms_since(start), batch=1)
             self._finish(batch[0], None, exc)
             return
-        elapsed = _ms_since(start)
+        elapsed = ms_since(start)
         assert self._encoders is not None
         for work, output in zip(batch, outputs, strict=True):
             work.times = replace(work.times, inference_ms=elapsed, batch=len(batch))
@@ -203,15 +204,15 @@ class StagedPipeline(Generic[T, D, A, R]):
         try:
             result = self.stages.encode(work.item, work.decoded, inferred)  # type: ignore[arg-type]
         except Exception as exc:
-            work.times = replace(work.times, encode_ms=_ms_since(start))
+            work.times = replace(work.times, encode_ms=ms_since(start))
             self._finish(work, None, exc)
             return
-        work.times = replace(work.times, encode_ms=_ms_since(start))
+        work.times = replace(work.times, encode_ms=ms_since(start))
         self._finish(work, result, None)
 
     def _finish(self, work: _Work[T, D], result: R | None, error: Exception | None) -> None:
         work.decoded = None  # the decoded photo can go before the callback runs
-        times = replace(work.times, total_ms=_ms_since(work.submitted))
+        times = replace(work.times, total_ms=ms_since(work.submitted))
         try:
             self.on_done(Outcome(work.item, result, error, times))
         except Exception:

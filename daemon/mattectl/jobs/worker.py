@@ -38,6 +38,7 @@ from mattectl.fsutil import inside, write_file
 from mattectl.jobs.disposition import move_original
 from mattectl.jobs.naming import output_path
 from mattectl.jobs.pipeline import Cutout, MattingPipeline
+from mattectl.jobs.stages import ms_since
 from mattectl.rules.planner import FolderRules, RuleBlockedError
 from mattectl.store.repository import Job, JobRepository, JobResult
 
@@ -45,10 +46,6 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE = (OutputError, BackendError, ModelUnavailableError)
 T = TypeVar("T")
-
-
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
 
 
 class JobWorker:
@@ -123,7 +120,7 @@ class JobWorker:
         job = self.repo.claim(self.worker_id, self._folders())
         if job is None:
             return None
-        claim_ms = _ms_since(start)
+        claim_ms = ms_since(start)
         self.current, self.busy_since = job, time.monotonic()
         try:
             return self.process(job, db_ms=claim_ms)
@@ -163,7 +160,7 @@ class JobWorker:
                              encode_ms=cutout.encode_ms, decision=cutout.decision)
             written, note = self._write_output(job, watch, cutout)
             result = replace(result, output_path=written, note=note,
-                             total_ms=_ms_since(started))
+                             total_ms=ms_since(started))
         except InputChangedError as exc:
             return self._fail(job, None, str(exc), result)
         except InputError as exc:
