@@ -16,10 +16,24 @@ from mattectl.imageio.compose import (
 )
 
 
-def test_quantise_rounds_half_up_and_clips() -> None:
+def test_quantise_rounds_to_nearest_and_clips() -> None:
     values = np.array([-0.1, 0.0, 0.5 / 255, 0.5, 1.0, 1.2], np.float32)
     np.testing.assert_array_equal(quantise(values, np.dtype(np.uint8)), [0, 0, 1, 128, 255, 255])
     assert quantise(np.float32([1.0]), np.dtype(np.uint16))[0] == 65535
+
+
+def test_quantise_scales_without_float32_rounding() -> None:
+    # float32(0.9) is 0.89999998: times 65535 that is 58981.498, which rounds to 58981; a
+    # float32 product (58981.5) would round up.
+    assert quantise(np.float32([0.9]), np.dtype(np.uint16))[0] == 58981
+
+
+def test_quantise_scales_every_channel_and_keeps_the_shape() -> None:
+    values = np.float32([[[0.0, 0.5, 1.0], [1.0, 0.2, 0.0]]])  # 1x2x3
+    out = quantise(values, np.dtype(np.uint8))
+    assert out.shape == (1, 2, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, [[[0, 128, 255], [255, 51, 0]]])
+    assert quantise(np.zeros((0, 3), np.float32), np.dtype(np.uint8)).shape == (0, 3)
 
 
 def test_trim_box_clamps_the_margin_to_the_image() -> None:

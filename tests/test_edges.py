@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
-from mattectl.imageio.edges import estimate_foreground, refine_alpha
+from mattectl.imageio.edges import Band, edge_band, estimate_foreground, refine_alpha
 
 
 def soft_disc(size: int = 200) -> np.ndarray:
@@ -57,3 +58,27 @@ def test_opaque_and_empty_alphas_are_unchanged() -> None:
         alpha = np.full((50, 70), value, np.float32)
         np.testing.assert_array_equal(refine_alpha(image, alpha, 4.0), alpha)
         np.testing.assert_array_equal(estimate_foreground(image, alpha), image)
+
+
+def test_edge_band_is_strictly_inside_its_bounds_in_row_major_order() -> None:
+    alpha = np.float32([[0.0, 0.01, 0.0101, 0.5],
+                        [0.98, 0.99, 1.0, 0.2]])
+    band = edge_band(alpha)
+    assert list(zip(band.rows.tolist(), band.cols.tolist(), strict=True)) == [
+        (0, 2), (0, 3), (1, 0), (1, 3)]
+    np.testing.assert_array_equal(band.flat, [2, 3, 4, 7])
+    assert len(edge_band(np.zeros((3, 3), np.float32))) == 0
+
+
+def test_band_takes_and_puts_the_same_pixels() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    mask = rng.random((5, 7)) > 0.5
+    band = Band(mask)
+    np.testing.assert_array_equal(band.take(image), image[mask])
+    out = np.zeros_like(image)
+    band.put(out, band.take(image))
+    np.testing.assert_array_equal(out[mask], image[mask])
+    assert not out[~mask].any()
+    with pytest.raises(ValueError, match="contiguous"):
+        band.put(np.zeros((7, 5, 3), np.uint8).transpose(1, 0, 2), band.take(image))

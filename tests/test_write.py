@@ -13,7 +13,7 @@ import pytest
 import tifffile
 from PIL import Image, IptcImagePlugin
 
-from mattectl.imageio.compose import to_uint8
+from mattectl.imageio.compose import quantise, to_uint8
 from mattectl.imageio.metadata import read_metadata, rights
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.imageio.read import DecodedImage, decode
@@ -102,7 +102,7 @@ def test_png_from_16bit_source_keeps_16_bits(tiff16_source: DecodedImage) -> Non
     assert arr.dtype == np.uint16
     rgba = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
     np.testing.assert_array_equal(rgba[:, :, :3], tiff16_source.pixels)
-    np.testing.assert_array_equal(rgba[:, :, 3], (alpha * 65535 + 0.5).astype(np.uint16))
+    np.testing.assert_array_equal(rgba[:, :, 3], quantise(alpha, np.dtype(np.uint16)))
     img = Image.open(io.BytesIO(out.data))
     assert img.info["icc_profile"] == PROFILE
     # No XMP in the source and PNG has no IPTC block: creator and copyright move to XMP.
@@ -125,7 +125,7 @@ def test_tiff_keeps_16_bits_alpha_profile_and_iptc(tiff16_source: DecodedImage) 
     assert rgba.dtype == np.uint16
     assert rgba.shape == (40, 60, 4)
     np.testing.assert_array_equal(rgba[:, :, :3], tiff16_source.pixels)
-    np.testing.assert_array_equal(rgba[:, :, 3], (alpha * 65535 + 0.5).astype(np.uint16))
+    np.testing.assert_array_equal(rgba[:, :, 3], quantise(alpha, np.dtype(np.uint16)))
     assert tags[338] == (2,) or tags[338] == 2  # unassociated alpha
     assert bytes(tags[34675]) == PROFILE
     owner = rights(read_metadata(Image.open(io.BytesIO(out.data))))

@@ -11,7 +11,9 @@ Both use box filters only (OpenCV's run in constant time per pixel whatever the 
   guided filter, He et al. 2013, was measured first: it blurred crisp edges as often as it
   sharpened them; see scripts/measure_edges.py.)
 
-scripts/measure_edges.py measures both against known composites.
+Per-pixel work happens only in a :class:`Band` (a tenth of a portrait's pixels), on one
+contiguous array per colour channel with the arithmetic done in place: the interleaved ``Nx3``
+form took twice as long (scripts/measure_edges.py times both steps).
 """
 
 from __future__ import annotations
@@ -21,14 +23,54 @@ import numpy as np
 
 _EPS = np.float32(1e-5)
 # Squared RGB distance (0..3) at which the colour-solved alpha gets half the weight.
-_SEPARATION = 0.01
+_SEPARATION = np.float32(0.01)
 # How far (relative to that distance) a pixel may lie from the line between the two local
 # colours before the solution is no longer trusted (measured: scripts/measure_edges.py).
 _RESIDUAL = 0.1
 _WORK_PIXELS = 0.25e6
-_FAINT = np.float32(0.01)  # alpha this close to 0 or 1 keeps the photo's colour
+_FAINT = 0.01  # alpha this close to 0 or 1 keeps the photo's colour
 _REMAP_COLUMNS = 4096
 _COARSE = 4  # blur fusion's wide pass runs at 1/4 of the working resolution
+
+
+class Band:
+    """Some pixels of an HxW image, in row-major order: their rows, columns and flat indices."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        """The pixels where ``mask`` (HxW, bool or uint8) is non-zero."""
+        points = cv2.findNonZero(mask.view(np.uint8) if mask.dtype == np.bool_ else mask)
+        points = np.empty((0, 2), np.int32) if points is None else points.reshape(-1, 2)
+        self.shape: tuple[int, int] = mask.shape[:2]
+        self.cols = points[:, 0]
+        self.rows = points[:, 1]
+        self.flat = self.rows.astype(np.intp) * self.shape[1] + self.cols
+
+    @staticmethod
+    def mask_between(alpha: np.ndarray, low: float, high: float) -> np.ndarray:
+        """HxW uint8, 255 where the float32 ``alpha`` is strictly between ``low`` and
+        ``high`` (one pass of OpenCV's inRange, whose bounds are inclusive)."""
+        above = np.nextafter(np.float32(low), np.float32(np.inf))
+        below = np.nextafter(np.float32(high), np.float32(-np.inf))
+        return cv2.inRange(alpha, float(above), float(below))
+
+    @classmethod
+    def between(cls, alpha: np.ndarray, low: float, high: float) -> Band:
+        """The pixels whose alpha is strictly between ``low`` and ``high``."""
+        return cls(cls.mask_between(alpha, low, high))
+
+    def __len__(self) -> int:
+        return len(self.flat)
+
+    def take(self, image: np.ndarray) -> np.ndarray:
+        """The band's values of an HxW or HxWxC image: N or NxC."""
+        return np.take(image.reshape(-1, *image.shape[2:]), self.flat, axis=0)
+
+    def put(self, image: np.ndarray, values: np.ndarray) -> None:
+        """Write N (or NxC) values into the band's pixels of a contiguous ``image``."""
+        flat = image.reshape(-1, *image.shape[2:])
+        if not np.may_share_memory(flat, image):
+            raise ValueError("Band.put needs a contiguous image")
+        flat[self.flat] = values
 
 
 def _box(img: np.ndarray, radius: int) -> np.ndarray:
@@ -43,6 +85,12 @@ def unit(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32) * np.float32(1 / np.iinfo(values.dtype).max)
 
 
+def _planes(values: np.ndarray) -> list[np.ndarray]:
+    """NxC -> C contiguous float32 arrays of N (fresh copies: safe to change in place)."""
+    values = unit(values)
+    return [p.reshape(-1) for p in cv2.split(values.reshape(-1, 1, values.shape[1]))]
+
+
 def _sums(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     """HxWx4: the local means of ``values * weight`` (3 channels) and of ``weight``. Kept apart
     so that they can be interpolated before dividing (a mean over no weight is no colour)."""
@@ -52,14 +100,10 @@ def _sums(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     return _box(stack, radius)  # one 4-channel pass
 
 
-def _mean(sums: np.ndarray) -> np.ndarray:
-    """The weighted mean colour from :func:`_sums` (any leading shape)."""
-    return sums[..., :3] / (sums[..., 3:] + _EPS)
-
-
 def _blurred(values: np.ndarray, weight: np.ndarray, radius: int) -> np.ndarray:
     """The ``weight``-weighted local mean of ``values`` (HxWx3) within ``radius``."""
-    return _mean(_sums(values, weight, radius))
+    sums = _sums(values, weight, radius)
+    return sums[..., :3] / (sums[..., 3:] + _EPS)
 
 
 def _small(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -68,49 +112,70 @@ def _small(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return unit(img if same else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
 
 
-def _sample(small: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-            shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear values of a reduced HxWxC map at full-resolution pixels: an NxC array."""
-    count = len(rows)
+def _sample(small: np.ndarray, band: Band) -> list[np.ndarray]:
+    """Bilinear values of a reduced HxWxC map at the band's full-resolution pixels: C arrays
+    of N."""
+    count = len(band)
     padded = -(-count // _REMAP_COLUMNS) * _REMAP_COLUMNS  # remap wants both sides < 32767
 
     def coords(index: np.ndarray, ratio: float) -> np.ndarray:
         out = np.zeros(padded, np.float32)
-        out[:count] = (index + 0.5) * ratio - 0.5
+        out[:count] = index
+        out[:count] += 0.5
+        out[:count] *= ratio
+        out[:count] -= 0.5
         return out.reshape(-1, _REMAP_COLUMNS)
 
-    map_x = coords(cols, small.shape[1] / shape[1])
-    map_y = coords(rows, small.shape[0] / shape[0])
+    map_x = coords(band.cols, small.shape[1] / band.shape[1])
+    map_y = coords(band.rows, small.shape[0] / band.shape[0])
     out = cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(padded, -1)[:count]
+    return _planes(out.reshape(padded, -1)[:count])
 
 
-def edge_band(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the pixels whose alpha is within 0.01..0.99: where colour needs
-    estimating. Beyond, the old background's share (or the subject's missing share) is under
-    1 %, at most 2.5 levels of 255 on a new background; U²-Net's faint haze over the background
-    (alpha 1..2 of 255) would otherwise double the work (measured: 0.56 of the time per 1080p
-    photo; scripts/measure_edges.py: colour and halo errors +0.06..0.08 of 255)."""
-    return np.nonzero((alpha > _FAINT) & (alpha < 1 - _FAINT))
+def _means(sums: list[np.ndarray]) -> list[np.ndarray]:
+    """The weighted mean colour (3 arrays, changed in place) from sampled :func:`_sums`."""
+    *colour, weight = sums
+    scale = np.reciprocal(weight + _EPS)
+    for channel in colour:
+        channel *= scale
+    return colour
 
 
-def foreground_at(image: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
-                  cols: np.ndarray) -> np.ndarray:
-    """Nx3 float32 in [0, 1]: the subject's colour at the pixels (rows, cols).
+def edge_band(alpha: np.ndarray) -> Band:
+    """The pixels whose alpha is within 0.01..0.99: where colour needs estimating. Beyond, the
+    old background's share (or the subject's missing share) is under 1 %, at most 2.5 levels of
+    255 on a new background; U²-Net's faint haze over the background (alpha 1..2 of 255) would
+    otherwise double the work (measured: 0.56 of the time per 1080p photo;
+    scripts/measure_edges.py: colour and halo errors +0.06..0.08 of 255)."""
+    return Band.between(alpha, _FAINT, 1 - _FAINT)
+
+
+def foreground_at(image: np.ndarray, alpha: np.ndarray, band: Band) -> np.ndarray:
+    """Nx3 float32 in [0, 1]: the subject's colour at the band's pixels.
 
     ``image`` is the HxWx3 photo (uint8, uint16, or float32 in [0, 1]) and ``alpha`` its HxW
     float32 alpha. Blur fusion's two passes use the paper's radii (90, then 6 pixels) at a
-    working resolution of about 1 MP; the compositing equation is solved at full resolution.
+    working resolution of about 0.25 MP; the compositing equation is solved at full resolution.
     """
-    width, height = _work_size(*alpha.shape)
-    image_s, alpha_s = _small(image, (width, height)), _small(alpha, (width, height))
+    size = _work_size(*alpha.shape)
+    image_s, alpha_s = _small(image, size), _small(alpha, size)
     a = alpha_s[:, :, None]
     fg, bg = _wide_means(image_s, alpha_s, 90)
     fg = np.clip(fg + a * (image_s - a * fg - (1 - a) * bg), 0, 1)
-    fg = _mean(_sample(_sums(fg, alpha_s, 6), rows, cols, alpha.shape))
-    bg = _mean(_sample(_sums(bg, 1 - alpha_s, 6), rows, cols, alpha.shape))
-    a = alpha[rows, cols][:, None]
-    return np.clip(fg + a * (unit(image[rows, cols]) - a * fg - (1 - a) * bg), 0, 1)
+    fgs = _means(_sample(_sums(fg, alpha_s, 6), band))
+    bgs = _means(_sample(_sums(bg, 1 - alpha_s, 6), band))
+    a = band.take(alpha)
+    b_share = 1 - a
+    out = []
+    for f, b, i in zip(fgs, bgs, _planes(band.take(image)), strict=True):
+        # F = f + a (I - a f - (1 - a) b), the second pass of blur fusion
+        b *= b_share
+        i -= b
+        i -= a * f
+        i *= a
+        i += f
+        out.append(np.clip(i, 0, 1, out=i))
+    return np.stack(out, axis=1)
 
 
 def _wide_means(image: np.ndarray, alpha: np.ndarray, radius: int
@@ -133,17 +198,47 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``HxWx3`` float32 photo in [0, 1] and ``HxW`` float32 alpha -> the foreground colour:
     the photo, except in the :func:`edge_band`, where it is the colour the subject has without
     the old background mixed in (see :func:`foreground_at`)."""
-    rows, cols = edge_band(alpha)
-    out = unit(image).copy()
-    if len(rows):
-        out[rows, cols] = foreground_at(image, alpha, rows, cols)
+    band = edge_band(alpha)
+    out = np.array(unit(image), copy=True, order="C")
+    if len(band):
+        band.put(out, foreground_at(image, alpha, band))
     return out
 
 
 def _work_size(height: int, width: int) -> tuple[int, int]:
-    """(width, height) of the working resolution: at most about 1 MP."""
-    scale = min(1.0, (_WORK_PIXELS / (height * width)) ** 0.5)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    """(width, height) of the working resolution: at most about 0.25 MP, the photo reduced by
+    a whole factor (OpenCV's area reduction has a fast path for those: 2x at 1080p)."""
+    factor = max(1, round((height * width / _WORK_PIXELS) ** 0.5))
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
+def _solve(pixel: list[np.ndarray], fg: list[np.ndarray], bg: list[np.ndarray],
+           known: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Alpha from ``I = a F + (1 - a) B`` per pixel (channels as arrays of N; all but ``alpha``
+    are changed in place), blended with ``alpha`` by how far the solution can be trusted."""
+    diff, offset = fg, pixel
+    for d, o, b in zip(diff, offset, bg, strict=True):
+        d -= b  # F - B
+        o -= b  # I - B
+    distance = diff[0] * diff[0]
+    dot = offset[0] * diff[0]
+    for d, o in zip(diff[1:], offset[1:], strict=True):
+        distance += d * d
+        dot += o * d
+    solved = np.clip(dot / (distance + _EPS), 0, 1, out=dot)
+    residual = np.zeros_like(distance)
+    for d, o in zip(diff, offset, strict=True):
+        d *= solved
+        o -= d  # what is left of I - B once the solved mix is taken out
+        residual += o * o
+    residual /= np.float32(_RESIDUAL ** 2) * distance + _EPS
+    trust = np.exp(-residual, out=residual)
+    trust *= distance / (distance + _SEPARATION)
+    trust *= known
+    solved -= alpha
+    solved *= trust
+    solved += alpha  # trust * solved + (1 - trust) * alpha
+    return solved
 
 
 def refine_alpha(image: np.ndarray, alpha: np.ndarray, upscale: float) -> np.ndarray:
@@ -156,34 +251,26 @@ def refine_alpha(image: np.ndarray, alpha: np.ndarray, upscale: float) -> np.nda
     is solved from ``I = a F + (1 - a) B`` at full resolution and blended with the enlarged
     alpha by how far it can be trusted: not where subject and background look alike, nor where
     the pixel is no mix of those two colours (a third colour nearby). There the model's alpha
-    stays. Local colours are averaged at twice the model's resolution.
+    stays. Local colours are averaged at about twice the model's resolution.
     """
-    shape = alpha.shape
-    width = 2 * max(1, round(upscale)) + 1
-    unsure = cv2.dilate(((alpha > 0.01) & (alpha < 0.99)).astype(np.uint8),
-                        np.ones((width, width), np.uint8))
-    rows, cols = np.nonzero(unsure)
-    if len(rows) == 0:
+    alpha = np.ascontiguousarray(alpha, np.float32)
+    height, width = alpha.shape
+    side = 2 * max(1, round(upscale)) + 1
+    unsure = Band.mask_between(alpha, 0.01, 0.99)
+    band = Band(cv2.dilate(unsure, np.ones((side, side), np.uint8)))
+    if len(band) == 0:
         return alpha
     factor = max(1.0, upscale / 2)
-    size = (max(1, round(shape[1] / factor)), max(1, round(shape[0] / factor)))
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
     image_s = _small(image, size)
-    fg_mask = _small((alpha > 0.95).astype(np.float32), size)
-    bg_mask = _small((alpha < 0.05).astype(np.float32), size)
+    # the share of each reduced pixel that is confidently subject, or background
+    fg_share = _small(cv2.compare(alpha, 0.95, cv2.CMP_GT), size)
+    bg_share = _small(cv2.compare(alpha, 0.05, cv2.CMP_LT), size)
     radius = max(2, round(upscale / factor))
-    fg = _sample(_sums(image_s, fg_mask, radius), rows, cols, shape)
-    bg = _sample(_sums(image_s, bg_mask, radius), rows, cols, shape)
-    known = (fg[:, 3] > 0.01) & (bg[:, 3] > 0.01)
-    fg, bg = _mean(fg), _mean(bg)
-    pixel = unit(image[rows, cols])
-    diff = fg - bg
-    distance = np.einsum("ij,ij->i", diff, diff)
-    solved = np.clip(np.einsum("ij,ij->i", pixel - bg, diff) / (distance + _EPS), 0, 1)
-    trust = distance / (distance + np.float32(_SEPARATION))
-    residual = pixel - solved[:, None] * fg - (1 - solved[:, None]) * bg
-    trust *= np.exp(-np.einsum("ij,ij->i", residual, residual)
-                    / (np.float32(_RESIDUAL ** 2) * distance + _EPS))
-    trust *= known
+    fg = _sample(_sums(image_s, fg_share, radius), band)
+    bg = _sample(_sums(image_s, bg_share, radius), band)
+    known = (fg[3] > 0.01) & (bg[3] > 0.01)
+    solved = _solve(_planes(band.take(image)), _means(fg), _means(bg), known, band.take(alpha))
     out = alpha.copy()
-    out[rows, cols] = trust * solved + (1 - trust) * alpha[rows, cols]
+    band.put(out, solved)
     return out
