@@ -82,3 +82,21 @@ def test_band_takes_and_puts_the_same_pixels() -> None:
     assert not out[~mask].any()
     with pytest.raises(ValueError, match="contiguous"):
         band.put(np.zeros((7, 5, 3), np.uint8).transpose(1, 0, 2), band.take(image))
+
+
+def test_refinement_reaches_the_last_pixels_of_a_size_the_factor_does_not_divide() -> None:
+    # 643x401 from an 80-pixel model: local colours come from the photo reduced 5 times
+    # (643 = 5 * 128 + 3, 401 = 5 * 80 + 1), the last reduced pixels padded.
+    height, width, model = 401, 643, 80
+    truth = np.zeros((height, width), np.float32)
+    truth[:, width - 12:] = 1.0  # the subject's edge 12 pixels from the right border
+    truth[height - 20:, :] = 1.0  # and 20 (2.5 model pixels) from the bottom
+    image = np.where(truth[:, :, None] > 0.5, np.float32([0.9, 0.8, 0.1]),
+                     np.float32([0.1, 0.2, 0.7])).astype(np.float32)
+    small = cv2.resize(truth, (model, round(model * height / width)), interpolation=cv2.INTER_AREA)
+    upscaled = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    refined = refine_alpha(image, upscaled, width / model)
+    border = np.zeros_like(truth, bool)
+    border[:, width - 24:] = True
+    border[height - 32:, :] = True
+    assert np.abs(refined - truth)[border].mean() < np.abs(upscaled - truth)[border].mean() / 3
