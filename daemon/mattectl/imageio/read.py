@@ -159,7 +159,7 @@ def _pixels(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None,
         return np.asarray(img.convert("RGB")), None, None
     if mode == "LAB":
         return np.asarray(to_srgb(img, None)), None, srgb_profile()
-    rgb = np.asarray(img.convert("RGB"))
+    rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"))  # no copy of an RGB photo
     if profile is not None and space != "RGB":
         logger.warning("%s: ignoring an embedded %s profile on an RGB image", name, space)
         profile = None
