@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mattectl.backends.u2net_processing import (
+    BANDED_FROM,
     INPUT_SIZE,
     MEAN,
     STD,
+    _resize_banded,
+    _resize_blurred,
     normalise,
     postprocess,
     preprocess,
@@ -50,3 +54,24 @@ def test_postprocess_returns_alpha_at_photo_size() -> None:
         assert alpha.shape == (600, 1000) and alpha.dtype == np.float32
         assert float(alpha.min()) >= 0.0 and float(alpha.max()) <= 1.0
         assert alpha[0, 0] < 0.01 and alpha[-1, -1] > 0.99
+
+
+@pytest.mark.parametrize("shape", [(1080, 1920, 3), (4000, 6000, 3), (401, 643, 3), (640, 640),
+                                   (200, 150, 3), (100, 1000, 3)])
+def test_banded_reduction_is_the_blur_then_the_bilinear_samples(shape: tuple[int, ...]) -> None:
+    # The two ways are one linear operator: they agree to float32 rounding, shrinking (any
+    # ratio), enlarging (no blur) and both at once, in colour and grey.
+    photo = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    banded = _resize_banded(photo, INPUT_SIZE, INPUT_SIZE)
+    blurred = _resize_blurred(photo, INPUT_SIZE, INPUT_SIZE)
+    assert banded.shape == blurred.shape == (INPUT_SIZE, INPUT_SIZE, *shape[2:])
+    assert banded.dtype == np.float32
+    np.testing.assert_allclose(banded, blurred, atol=2e-4)  # of 255
+    assert blurred.std() > 1  # not a flat image, where any weighting would agree
+
+
+def test_large_photos_take_the_banded_way() -> None:
+    photo = np.random.default_rng(7).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    assert photo.shape[0] * photo.shape[1] >= BANDED_FROM
+    np.testing.assert_array_equal(resize_antialiased(photo, 320, 320),
+                                  _resize_banded(photo, 320, 320))
