@@ -50,16 +50,23 @@ stability_s = {stability}
 """
 
 
-def bare_loop(photos: list[Path], models: Path) -> float:
-    """Seconds for the model alone over every photo (decoding done beforehand, not timed)."""
-    backend = ModelCache(ModelsConfig(), models).get("u2netp")
+def bare_loop(photos: list[Path], models: Path) -> tuple[float, float]:
+    """Seconds for the model alone over every photo (decoding done beforehand, not timed), and
+    the CPU seconds its inference child used meanwhile."""
+    cache = ModelCache(ModelsConfig(), models)
+    backend = cache.get("u2netp")
     backend.load()
     images = [np.asarray(Image.open(p).convert("RGB")) for p in photos]
     backend.predict(images[0])  # warm-up, as the daemon's first job pays for it too
+    child = getattr(backend, "pid", None)
+    cpu = cpu_seconds(child) if child else 0.0
     start = time.perf_counter()
     for rgb in images:
         backend.predict(rgb)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    cpu = (cpu_seconds(child) - cpu) if child else float("nan")
+    cache.unload_all()
+    return elapsed, cpu
 
 
 def daemon_run(photos: list[Path], models: Path, stability: float, workers: int) -> dict:
@@ -82,10 +89,13 @@ def daemon_run(photos: list[Path], models: Path, stability: float, workers: int)
                 Image.Transpose.FLIP_LEFT_RIGHT).save(root / "in" / "warmup.jpg")
             _wait(lambda: (root / "out" / "warmup.png").exists(), 120)
             start = time.time()
+            cpu_before = cpu_seconds(proc.pid), sum(cpu_seconds(c) for c in _children(proc.pid))
             for i, photo in enumerate(photos):
                 shutil.copyfile(photo, root / "in" / f"{i:02d}-{photo.name}")
             repo = JobRepository.open(db, writer=False)
             _wait(lambda: _finished(repo) >= len(photos) + 1, 600)
+            children = sum(cpu_seconds(c) for c in _children(proc.pid)) - cpu_before[1]
+            daemon_cpu = cpu_seconds(proc.pid) - cpu_before[0] - children
             jobs = [j for j in repo.list(limit=1000) if j.rel_path != "warmup.jpg"]
             repo.close()
         finally:
@@ -98,9 +108,32 @@ def daemon_run(photos: list[Path], models: Path, stability: float, workers: int)
     return {
         "drop_to_last_s": last - start,
         "first_to_last_s": last - first,
+        "daemon_cpu_s": daemon_cpu,  # the daemon's own process
+        "inference_cpu_s": children,  # its inference child
         "stages_ms": {stage: statistics.median(getattr(j, f"{stage}_ms") for j in jobs)
                       for stage in ("decode", "inference", "encode", "db", "total")},
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and of its live child processes (the inference
+    child), from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        out += [int(c) for c in task.read_text().split()]
+    return out
 
 
 def _finished(repo: JobRepository) -> int:
@@ -131,16 +164,21 @@ def main() -> None:
     n = len(photos)
     rounds = []
     for r in range(args.rounds):
-        bare = bare_loop(photos, args.models)
+        bare, bare_cpu = bare_loop(photos, args.models)
         daemon = daemon_run(photos, args.models, args.stability, args.workers)
-        rounds.append({"bare_s": bare, **daemon})
+        rounds.append({"bare_s": bare, "bare_cpu_s": bare_cpu, **daemon})
         print(f"round {r + 1}: bare {n / bare:.2f} img/s, daemon drop-to-last "
-              f"{n / daemon['drop_to_last_s']:.2f} img/s, stages {daemon['stages_ms']}",
+              f"{n / daemon['drop_to_last_s']:.2f} img/s, stages {daemon['stages_ms']}, CPU ms "
+              f"per photo: bare model {bare_cpu / n * 1000:.0f}, daemon "
+              f"{daemon['daemon_cpu_s'] / n * 1000:.0f} + its model "
+              f"{daemon['inference_cpu_s'] / n * 1000:.0f}",
               flush=True)
     med = {key: statistics.median(r[key] for r in rounds)
            for key in ("bare_s", "drop_to_last_s", "first_to_last_s")}
     stages = {stage: statistics.median(r["stages_ms"][stage] for r in rounds)
               for stage in rounds[0]["stages_ms"]}
+    cpu = {key: statistics.median(r[key] for r in rounds) / n * 1000
+           for key in ("daemon_cpu_s", "inference_cpu_s", "bare_cpu_s")}
     summary = {
         "photos": n, "rounds": args.rounds, "workers": args.workers,
         "bare_img_per_s": n / med["bare_s"],
@@ -149,6 +187,7 @@ def main() -> None:
         "ratio_drop_to_last": med["bare_s"] / med["drop_to_last_s"],
         "ratio_steady": (med["bare_s"] * (n - 1) / n) / med["first_to_last_s"],
         "median_stage_ms": stages,
+        "cpu_ms_per_photo": cpu,  # medians: the daemon process, its inference child, bare loop
         "rounds_detail": rounds,
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "rounds_detail"}, indent=2))
