@@ -94,8 +94,8 @@ def daemon_run(photos: list[Path], models: Path, stability: float, workers: int)
                 shutil.copyfile(photo, root / "in" / f"{i:02d}-{photo.name}")
             repo = JobRepository.open(db, writer=False)
             _wait(lambda: _finished(repo) >= len(photos) + 1, 600)
+            daemon_cpu = cpu_seconds(proc.pid) - cpu_before[0]
             children = sum(cpu_seconds(c) for c in _children(proc.pid)) - cpu_before[1]
-            daemon_cpu = cpu_seconds(proc.pid) - cpu_before[0] - children
             jobs = [j for j in repo.list(limit=1000) if j.rel_path != "warmup.jpg"]
             repo.close()
         finally:
@@ -116,17 +116,12 @@ def daemon_run(photos: list[Path], models: Path, stability: float, workers: int)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and of its live child processes (the inference
-    child), from /proc (Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for each in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+    """User + system CPU seconds of one process so far, from /proc (Linux); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
