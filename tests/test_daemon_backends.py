@@ -24,7 +24,7 @@ from mattectl.jobs.status import JobStatus
 
 from . import bshm_graph
 from .daemon_process import DaemonProcess
-from .support import ALLOW_ROOT_TOML, U2NETP_WEIGHTS, need, wait_for
+from .support import ALLOW_ROOT_TOML, U2NETP_WEIGHTS, children, need, wait_for
 
 CONFIG = """
 [daemon]
@@ -73,18 +73,6 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     proc = setup(tmp_path)
     yield proc
     proc.kill_if_running()
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
 
 
 def finished(daemon: DaemonProcess, count: int) -> list:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from mattectl.jobs.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
-from .support import wait_for
+from .support import children, wait_for
 
 
 class NotifySocket:
@@ -185,15 +187,37 @@ output = "blocker/out3"
     assert daemon.stop() == 0
 
 
-def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(
-        daemon: DaemonProcess) -> None:
+def test_sigusr1_on_a_busy_daemon_writes_every_threads_stack_and_the_daemon_goes_on(
+        daemon: DaemonProcess, human_photos: list[Path]) -> None:
+    # A burst of signals while photos are in flight, so that other threads run Python code
+    # while the stacks are read. faulthandler.register's C handler crashed the daemon here
+    # (SIGSEGV, about once in a few hundred signals): reading running threads' frames.
     daemon.start()
     assert daemon.proc is not None
-    daemon.proc.send_signal(signal.SIGUSR1)
+    photos = human_photos[:3]
+    for i, photo in enumerate(photos):
+        shutil.copyfile(photo, daemon.root / "in" / f"busy{i}{photo.suffix}")
+    sent = 0
+    deadline = time.monotonic() + 60
+    while sent < 300 or not children(daemon.proc.pid):
+        assert time.monotonic() < deadline, "the model's process never started"
+        daemon.proc.send_signal(signal.SIGUSR1)
+        sent += 1
+        time.sleep(0.01)
+        assert daemon.proc.poll() is None, daemon.log_text()[-3000:]
+    # The model's own process (what `systemctl kill -s USR1` also reaches) dumps and goes on.
+    (inference,) = children(daemon.proc.pid)
+    os.kill(inference, signal.SIGUSR1)
     # The main thread comes last, waiting in Daemon.run (app.py) for a signal.
     main_thread = re.compile(r'mattectl/app\.py", line \d+ in run\n')
-    log = wait_for(lambda: main_thread.search(t := daemon.log_text()) and t,
-                   timeout=30, what="the stack dump down to the main thread")
+    log = wait_for(lambda: main_thread.search(t := daemon.log_text()) and
+                   f"(pid {inference})" in t and t,
+                   timeout=30, what="the daemon's and the model process's stack dumps")
     assert log.count("Thread 0x") >= 3  # workers, intake, observer, ...
+    assert "mattectl/backends/child.py" in log  # the model process's own stack
+    for i in range(len(photos)):
+        wait_for(lambda i=i: (daemon.root / "out" / f"busy{i}.png").exists(), timeout=120,
+                 what=f"cutout {i} despite the signals")
+    assert children(daemon.proc.pid) == {inference}  # the model's process was not restarted
     assert daemon.cli("status").returncode == 0
     assert daemon.stop() == 0

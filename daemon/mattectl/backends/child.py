@@ -31,7 +31,7 @@ import numpy as np
 from mattectl.backends.base import MattingBackend
 from mattectl.backends.wire import receive_array, send_array
 from mattectl.errors import BackendError, MattectlError
-from mattectl.logs import setup_logging
+from mattectl.logs import dump_stacks_on, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ def main(argv: list[str]) -> None:
     # the daemon decides when this one stops (it unloads the model first).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # `systemctl kill -s USR1 mattectl` reaches this process too: its stack, not its end.
+    dump_stacks_on(signal.SIGUSR1)
     with Connection(int(argv[1])) as conn:
         serve(conn)
 

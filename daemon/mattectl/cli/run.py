@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import faulthandler
 import logging
 import os
 import signal
 
 from mattectl.cli.common import ConfigOption, load_settings
-from mattectl.logs import setup_logging
+from mattectl.logs import dump_stacks_on, setup_logging
 
 
 def run(config: ConfigOption = None) -> None:
@@ -17,9 +16,7 @@ def run(config: ConfigOption = None) -> None:
 
     settings = load_settings(config)
     setup_logging(settings.daemon.log_level)
-    # `kill -USR1 <pid>` writes every thread's stack to stderr (the journal): what a stuck
-    # daemon is waiting for, without a debugger on the studio machine.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    dump_stacks_on(signal.SIGUSR1)
     daemon = Daemon(settings)
     daemon.run()
     if daemon.abandoned:
