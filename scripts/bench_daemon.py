@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -58,13 +59,13 @@ def bare_loop(photos: list[Path], models: Path) -> tuple[float, float]:
     backend.load()
     images = [np.asarray(Image.open(p).convert("RGB")) for p in photos]
     backend.predict(images[0])  # warm-up, as the daemon's first job pays for it too
-    child = getattr(backend, "pid", None)
-    cpu = cpu_seconds(child) if child else 0.0
+    child = getattr(backend, "pid", None)  # None when the model runs inline
+    cpu_before = cpu_seconds(child) if child else math.nan
     start = time.perf_counter()
     for rgb in images:
         backend.predict(rgb)
     elapsed = time.perf_counter() - start
-    cpu = (cpu_seconds(child) - cpu) if child else float("nan")
+    cpu = (cpu_seconds(child) if child else math.nan) - cpu_before
     cache.unload_all()
     return elapsed, cpu
 
@@ -89,13 +90,14 @@ def daemon_run(photos: list[Path], models: Path, stability: float, workers: int)
                 Image.Transpose.FLIP_LEFT_RIGHT).save(root / "in" / "warmup.jpg")
             _wait(lambda: (root / "out" / "warmup.png").exists(), 120)
             start = time.time()
-            cpu_before = cpu_seconds(proc.pid), sum(cpu_seconds(c) for c in _children(proc.pid))
+            daemon_before = cpu_seconds(proc.pid)
+            children_before = sum(cpu_seconds(c) for c in _children(proc.pid))
             for i, photo in enumerate(photos):
                 shutil.copyfile(photo, root / "in" / f"{i:02d}-{photo.name}")
             repo = JobRepository.open(db, writer=False)
             _wait(lambda: _finished(repo) >= len(photos) + 1, 600)
-            daemon_cpu = cpu_seconds(proc.pid) - cpu_before[0]
-            children = sum(cpu_seconds(c) for c in _children(proc.pid)) - cpu_before[1]
+            daemon_cpu = cpu_seconds(proc.pid) - daemon_before
+            children = sum(cpu_seconds(c) for c in _children(proc.pid)) - children_before
             jobs = [j for j in repo.list(limit=1000) if j.rel_path != "warmup.jpg"]
             repo.close()
         finally:
@@ -148,8 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path,
                         default=ROOT.parent / "shared/data/u2net_official/test_human_images")
-    parser.add_argument("--models", type=Path, default=Path(
-        os.environ.get("MATTECTL_MODELS_DIR", ROOT.parent / "shared/models")))
+    # absolute: the daemon reads it from a config in a temporary folder
+    parser.add_argument("--models", type=lambda p: Path(p).resolve(), default=Path(
+        os.environ.get("MATTECTL_MODELS_DIR", ROOT.parent / "shared/models")).resolve())
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stability", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=2, help="daemon.workers")

@@ -73,7 +73,7 @@ class Band:
             count = len(self)
             padded = -(-count // columns) * columns
 
-            def coords(index: np.ndarray) -> np.ndarray:
+            def centres(index: np.ndarray) -> np.ndarray:
                 out = np.zeros(padded, np.float32)
                 out[:count] = index
                 out[:count] += 0.5
@@ -81,7 +81,7 @@ class Band:
                 out[:count] -= 0.5
                 return out.reshape(-1, columns)
 
-            self._coords[(factor, columns)] = (coords(self.cols), coords(self.rows))
+            self._coords[(factor, columns)] = (centres(self.cols), centres(self.rows))
         return self._coords[(factor, columns)]
 
     def take(self, image: np.ndarray) -> np.ndarray:
