@@ -13,6 +13,7 @@ from mattectl import config, gpu
 from mattectl.backends.cache import ModelCache
 from mattectl.errors import ModelUnavailableError
 from mattectl.overview import build_overview
+from mattectl.report import DaemonReport
 from mattectl.store.repository import JobRepository
 
 from . import bshm_graph
@@ -82,10 +83,11 @@ def test_cpu_fall_back_is_logged_and_shown_in_status(
     assert any("bshm runs on the CPU although this machine has NVIDIA H100 80GB HBM3"
                in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
     described = models.describe(["bshm"])
-    assert described["bshm"]["warning"].startswith("model bshm runs on the CPU")
-    repo.register_daemon("host:1", "host", 1, "test", {"models": described, "gpus": gpu_machine})
+    assert described["bshm"].warning.startswith("model bshm runs on the CPU")
+    repo.register_daemon("host:1", "host", 1, "test",
+                         DaemonReport(models=described, gpus=tuple(gpu_machine)))
     overview = build_overview(settings, repo)
-    assert described["bshm"]["warning"] in overview.problems
+    assert described["bshm"].warning in overview.problems
     assert not overview.healthy
     models.unload_all()
 

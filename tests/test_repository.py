@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from mattectl.errors import InvalidTransitionError, JobNotFoundError, MattectlError
-from mattectl.jobs.status import JobStatus
+from mattectl.errors import (
+    InvalidTransitionError,
+    JobLogUnavailableError,
+    JobNotFoundError,
+    MattectlError,
+)
+from mattectl.report import DaemonReport
+from mattectl.store import engine as store_engine
 from mattectl.store.engine import SCHEMA_VERSION, migrate
 from mattectl.store.repository import JobRepository, JobResult, NewJob
+from mattectl.store.status import JobStatus
 
 
 def new_job(n: int, folder: str = "studio") -> NewJob:
@@ -31,6 +39,25 @@ def test_newer_schema_is_refused(repo: JobRepository) -> None:
                           "VALUES (:v, CURRENT_TIMESTAMP)"), {"v": SCHEMA_VERSION + 1})
     with pytest.raises(MattectlError, match="newer than this mattectl"):
         migrate(repo.engine)
+
+
+def test_a_locked_job_log_is_a_domain_error_not_the_drivers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_engine, "BUSY_TIMEOUT_MS", 50)
+    db = tmp_path / "jobs.sqlite3"
+    repo = JobRepository.open(db)
+    holder = sqlite3.connect(db, timeout=0)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # someone's sqlite3 shell with a write open
+        with pytest.raises(JobLogUnavailableError, match="locked or unavailable: database is "
+                                                         "locked") as raised:
+            repo.add(new_job(1))
+        assert raised.value.reason == "database is locked"
+        holder.rollback()
+        assert repo.add(new_job(1))[1]  # the lock is gone: the same call succeeds
+    finally:
+        holder.close()
+        repo.close()
 
 
 def test_same_content_in_the_same_folder_is_one_job(repo: JobRepository) -> None:
@@ -186,10 +213,10 @@ def test_find_known_matches_path_size_and_mtime(repo: JobRepository) -> None:
 
 
 def test_daemon_heartbeat_rows(repo: JobRepository) -> None:
-    repo.register_daemon("pc:1", "pc", 1, "0.1", {"paused": {}})
-    repo.heartbeat("pc:1", {"paused": {"a": "why"}})
+    repo.register_daemon("pc:1", "pc", 1, "0.1", DaemonReport(paused={}))
+    repo.heartbeat("pc:1", DaemonReport(paused={"a": "why"}))
     [d] = repo.daemons()
-    assert d.info == {"paused": {"a": "why"}} and d.stopped_at is None
+    assert d.report == DaemonReport(paused={"a": "why"}) and d.stopped_at is None
     repo.daemon_stopped("pc:1")
     assert repo.daemons()[0].stopped_at is not None
 

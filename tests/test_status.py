@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mattectl.jobs.status import TERMINAL, TRANSITIONS, JobStatus, allowed, sources
+from mattectl.store.status import TERMINAL, TRANSITIONS, JobStatus, allowed, sources
 
 
 def test_every_status_has_a_row_in_the_table() -> None:

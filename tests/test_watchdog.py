@@ -9,9 +9,9 @@ from pathlib import Path
 
 from mattectl.app import Daemon
 from mattectl.config import Settings
-from mattectl.jobs.status import JobStatus
 from mattectl.overview import build_overview
 from mattectl.sdnotify import Notifier
+from mattectl.store.status import JobStatus
 
 from .support import wait_for
 from .tiny_backend import GATE
@@ -42,8 +42,8 @@ def test_hung_job_stops_the_pings(make_settings: Callable[..., Settings], tiny_m
         wait_for(lambda: b"WATCHDOG=1" in drain(listener), what="pings while idle")
         (settings.watch[0].input / "a.jpg").write_bytes(small_photo.read_bytes())
         # Wait until the watchdog itself has seen the hang (pings decided before may be queued).
-        wait_for(lambda: daemon.info()["unhealthy"], timeout=30, what="the hang to be noticed")
-        assert "has been running for" in daemon.info()["unhealthy"]
+        wait_for(lambda: daemon.report().unhealthy, timeout=30, what="the hang to be noticed")
+        assert "has been running for" in daemon.report().unhealthy
         drain(listener)
         time.sleep(0.6)  # six ping periods: none may come while the job hangs
         assert b"WATCHDOG=1" not in drain(listener)

@@ -54,16 +54,6 @@ def prune_processed(watch: WatchConfig, now: float | None = None) -> list[Path]:
 
 def maintain_database(repo: JobRepository) -> None:
     """Let SQLite refresh its statistics and fold the write-ahead log back into the database."""
-    if repo.engine.dialect.name != "sqlite":
-        return
-    # Outside any transaction: a checkpoint cannot run inside one. The connections are in
-    # autocommit at the DB-API level (see store.engine), so a raw cursor runs bare statements.
-    raw = repo.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("PRAGMA optimize")
-        busy, log, folded = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        cursor.close()
-    finally:
-        raw.close()
-    logger.debug("wal checkpoint: busy=%s log=%s checkpointed=%s", busy, log, folded)
+    found = repo.maintain()
+    if found is not None:
+        logger.debug("wal checkpoint: busy=%s log=%s checkpointed=%s", *found)

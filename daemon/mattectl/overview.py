@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from mattectl.config import Settings
-from mattectl.jobs.status import JobStatus
+from mattectl.report import DaemonReport, ModelReport
 from mattectl.store.models import utcnow
 from mattectl.store.repository import DaemonInfo, JobRepository
+from mattectl.store.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
     daemons = repo.daemons()
     daemon = daemons[0] if daemons else None
     state, age = daemon_state(daemon, settings.daemon.heartbeat_s)
-    info = daemon.info if daemon is not None and state == "running" else {}
-    paused: dict[str, str] = info.get("paused", {})
+    report = daemon.report if daemon is not None and state == "running" else DaemonReport()
+    paused = report.paused
     counts = repo.counts()
     folders = []
     for watch in settings.watch:
@@ -114,25 +115,24 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
             running=c.get("running", 0), done=c.get("done", 0), failed=c.get("failed", 0),
             paused=paused.get(watch.name),
         ))
-    models = _model_overviews(repo, info.get("models", {}))
+    models = _model_overviews(repo, report.models)
     last = repo.last_done()
     problems = []
     if state != "running":
         problems.append(f"the daemon is not running ({state})")
     problems += [f"folder {name} is paused: {why}" for name, why in paused.items()]
-    if info.get("unhealthy"):
-        problems.append(f"stalled: {info['unhealthy']}")
+    if report.unhealthy:
+        problems.append(f"stalled: {report.unhealthy}")
     warnings = [m.warning for m in models if m.warning]
     problems += warnings
     return Overview(
         state=state,
-        healthy=state == "running" and not paused and not info.get("unhealthy")
-        and not warnings,
+        healthy=state == "running" and not paused and not report.unhealthy and not warnings,
         instance=daemon.instance if daemon else None,
         since=daemon.started_at.isoformat() if daemon else None,
         heartbeat_age_s=round(age, 1) if age is not None else None,
         version=daemon.version if daemon else None,
-        pending_files=int(info.get("pending_files", 0)),
+        pending_files=report.pending_files,
         running_jobs=[{"job": j.id, "file": j.rel_path, "folder": j.folder,
                        "since": j.started_at.isoformat() if j.started_at else None}
                       for j in repo.list(status=[JobStatus.RUNNING], limit=100)],
@@ -147,9 +147,7 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
     )
 
 
-def _model_overviews(
-    repo: JobRepository, reported: dict[str, dict[str, Any]]
-) -> list[ModelOverview]:
+def _model_overviews(repo: JobRepository, reported: dict[str, ModelReport]) -> list[ModelOverview]:
     samples: dict[str, list[float]] = {}
     devices: dict[str, set[str]] = {}
     for s in repo.recent_inference():
@@ -158,14 +156,12 @@ def _model_overviews(
     out = []
     for name in sorted(set(samples) | set(reported)):
         times = samples.get(name, [])
-        live = reported.get(name, {})
+        live = reported.get(name, ModelReport())
         out.append(ModelOverview(
             name=name, jobs=len(times), p50_ms=percentile(times, 50),
             p95_ms=percentile(times, 95),
-            devices=sorted(devices.get(name, set()) | ({live["device"]} if live.get("device")
-                                                        else set())),
-            available=live.get("available"), loaded=live.get("loaded"),
-            reason=live.get("reason") or None, backend=live.get("backend"),
-            warning=live.get("warning") or None,
+            devices=sorted(devices.get(name, set()) | ({live.device} if live.device else set())),
+            available=live.available, loaded=live.loaded, reason=live.reason or None,
+            backend=live.backend, warning=live.warning or None,
         ))
     return out

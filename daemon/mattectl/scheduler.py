@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-if TYPE_CHECKING:
-    from mattectl.app import Daemon
+from mattectl.config import Settings
+from mattectl.sdnotify import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +17,22 @@ PRUNE_S = 3600.0
 MAINTENANCE_S = 86_400.0
 
 
-def build_scheduler(daemon: Daemon) -> BackgroundScheduler:
+class Housekeeper(Protocol):
+    """What the scheduler reads and calls on the daemon (:class:`mattectl.app.Daemon` is one);
+    a protocol, so that this module need not import the composition root that imports it."""
+
+    settings: Settings
+    notifier: Notifier
+
+    def rescan(self) -> None: ...
+    def heartbeat(self) -> None: ...
+    def check_models(self) -> None: ...
+    def prune(self) -> None: ...
+    def maintain(self) -> None: ...
+    def watchdog(self) -> None: ...
+
+
+def build_scheduler(daemon: Housekeeper) -> BackgroundScheduler:
     settings = daemon.settings
     scheduler = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},

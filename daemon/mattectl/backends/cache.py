@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from mattectl.backends import BACKENDS, backend_class, modelscope_cache
 from mattectl.backends.base import MattingBackend
@@ -16,6 +15,7 @@ from mattectl.backends.catalog import MODELS, Availability, ModelSpec, availabil
 from mattectl.backends.isolated import IsolatedBackend
 from mattectl.config import ModelsConfig
 from mattectl.errors import ModelUnavailableError
+from mattectl.report import ModelReport
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ModelCache:
         with self._lock:
             return {name: b.device for name, b in self._backends.items() if b.device}
 
-    def describe(self, names: list[str]) -> dict[str, dict[str, Any]]:
+    def describe(self, names: list[str]) -> dict[str, ModelReport]:
         """What ``mattectl status`` shows for each model; ``warning`` says when a model runs on
         the CPU of a machine that has a GPU."""
         loaded = self.loaded()
@@ -63,11 +63,11 @@ class ModelCache:
         out = {}
         for name in names:
             found = self.availability(name)
-            out[name] = {"available": found.ok, "reason": found.reason,
-                         "backend": MODELS[name].backend, "isolation": self.options.isolation,
-                         "weights": str(found.weights) if found.weights else None,
-                         "loaded": name in loaded, "device": loaded.get(name),
-                         "warning": warnings.get(name)}
+            out[name] = ModelReport(
+                available=found.ok, reason=found.reason, backend=MODELS[name].backend,
+                isolation=self.options.isolation,
+                weights=str(found.weights) if found.weights else None,
+                loaded=name in loaded, device=loaded.get(name), warning=warnings.get(name))
         return out
 
     def unload_idle(self, max_idle_s: float, now: float | None = None) -> list[str]:

@@ -17,8 +17,8 @@ from mattectl.cli.common import (
     open_repository,
 )
 from mattectl.errors import ExitCode
-from mattectl.jobs.status import JobStatus
 from mattectl.rules.report import describe
+from mattectl.store.status import JobStatus
 
 app = typer.Typer(help="List, inspect and retry jobs.", no_args_is_help=True)
 

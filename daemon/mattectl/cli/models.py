@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -34,6 +34,7 @@ from mattectl.modelstore.download import Progress as ProgressFn
 from mattectl.modelstore.manifest import Published
 from mattectl.modelstore.service import ModelStore, VerifyResult
 from mattectl.overview import daemon_state
+from mattectl.report import ModelReport
 from mattectl.store.repository import JobRepository
 
 app = typer.Typer(help="List, download, check and import model weights.", no_args_is_help=True)
@@ -54,7 +55,7 @@ def _known(name: str) -> str:
     return name
 
 
-def _running_models(settings: Settings) -> dict[str, dict[str, Any]]:
+def _running_models(settings: Settings) -> dict[str, ModelReport]:
     """What the running daemon reports about its models (nothing when it is not running)."""
     if not settings.database_path.exists():
         return {}
@@ -65,7 +66,7 @@ def _running_models(settings: Settings) -> dict[str, dict[str, Any]]:
         repo.close()
     if not daemons or daemon_state(daemons[0], settings.daemon.heartbeat_s)[0] != "running":
         return {}
-    return daemons[0].info.get("models", {})
+    return daemons[0].report.models
 
 
 def _size(n: int | None) -> str:
@@ -79,9 +80,8 @@ def list_models(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     live = _running_models(settings)
     rows = []
     for state in ModelStore(settings).states():
-        running = live.get(state.name, {})
-        rows.append({**asdict(state), "loaded": running.get("loaded", False),
-                     "device": running.get("device")})
+        running = live.get(state.name, ModelReport())
+        rows.append({**asdict(state), "loaded": bool(running.loaded), "device": running.device})
     if as_json:
         print(json.dumps(rows, indent=2))
         return

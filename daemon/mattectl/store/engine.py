@@ -8,13 +8,16 @@ wants to write can hit SQLITE_BUSY without waiting, which the busy timeout canno
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from mattectl.errors import MattectlError
+from mattectl.errors import JobLogUnavailableError, MattectlError
 from mattectl.store.models import Base, SchemaVersionRow
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,19 @@ MIGRATIONS: dict[int, Callable[[Session], None]] = {}
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+@contextmanager
+def job_log_errors() -> Iterator[None]:
+    """The store's boundary: a locked, busy or unreadable database leaves the store as
+    :class:`JobLogUnavailableError`, so no caller needs to know the driver's exceptions. (A raw
+    DB-API cursor raises sqlite3's own error, not SQLAlchemy's wrapper: both are translated.)"""
+    try:
+        yield
+    except OperationalError as exc:
+        raise JobLogUnavailableError(str(exc.orig if exc.orig is not None else exc)) from exc
+    except sqlite3.OperationalError as exc:
+        raise JobLogUnavailableError(str(exc)) from exc
 
 
 def make_engine(url: str, *, writer: bool = True) -> Engine:

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from mattectl.jobs.status import JobStatus
+from mattectl.store.status import JobStatus
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -101,7 +101,7 @@ class DaemonRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    info: Mapped[str] = mapped_column(Text, default="{}")  # JSON: models, devices, paused folders
+    info: Mapped[str] = mapped_column(Text, default="{}")  # JSON of a mattectl.report.DaemonReport
 
 
 class SchemaVersionRow(Base):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mattectl.errors import InvalidTransitionError, JobNotFoundError
-from mattectl.jobs.status import TERMINAL, JobStatus, sources
-from mattectl.store.engine import make_engine, migrate, sqlite_url
+from mattectl.report import DaemonReport
+from mattectl.store.engine import job_log_errors, make_engine, migrate, sqlite_url
 from mattectl.store.models import DaemonRow, JobRow, utcnow
+from mattectl.store.status import TERMINAL, JobStatus, sources
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ class DaemonInfo:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
-    info: dict[str, Any] = field(default_factory=dict)
+    report: DaemonReport = field(default_factory=DaemonReport)
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,19 @@ class JobRepository:
             url = database
         engine = make_engine(url, writer=writer)
         if writer:
-            migrate(engine)
+            with job_log_errors():
+                migrate(engine)
         return cls(engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Session]:
+        """One transaction; every method opens its session here, so that a locked or unreadable
+        database leaves the repository as JobLogUnavailableError (see ``job_log_errors``)."""
+        with job_log_errors(), self._sessions.begin() as session:
+            yield session
 
     # -- intake ------------------------------------------------------------------------------
 
@@ -177,19 +187,19 @@ class JobRepository:
             input_mtime_ns=new.input_mtime_ns, status=JobStatus.QUEUED, attempts=0,
         )
         try:
-            with self._sessions.begin() as session:
+            with self._begin() as session:
                 session.add(row)
                 session.flush()
                 return Job.from_row(row), True
         except IntegrityError:
-            with self._sessions.begin() as session:
+            with self._begin() as session:
                 existing = session.scalars(select(JobRow).where(
                     JobRow.folder == new.folder, JobRow.input_hash == new.input_hash)).one()
                 return Job.from_row(existing), False
 
     def find_known(self, folder: str, input_path: Path, size: int, mtime_ns: int) -> Job | None:
         """A job for exactly this file (path, size and mtime), so a rescan need not hash it."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             row = session.scalars(select(JobRow).where(
                 JobRow.folder == folder, JobRow.input_path == str(input_path),
                 JobRow.input_size == size, JobRow.input_mtime_ns == mtime_ns,
@@ -230,7 +240,7 @@ class JobRepository:
         if not folders:
             return None
         for _ in range(5):  # another worker may win the conditional UPDATE: take the next one
-            with self._sessions.begin() as session:
+            with self._begin() as session:
                 now = utcnow()
                 # Fresh jobs first: one that was interrupted or failed before (possibly the
                 # photo that crashed the daemon) waits behind them instead of blocking them.
@@ -251,7 +261,7 @@ class JobRepository:
         return None
 
     def finish(self, job_id: int, worker_id: str, result: JobResult) -> Job:
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             return self._transition(session, job_id, JobStatus.DONE, {
                 **result.values(), "error": result.note, "finished_at": utcnow(),
             }, worker_id=worker_id)
@@ -259,7 +269,7 @@ class JobRepository:
     def fail(self, job_id: int, worker_id: str | None, error: str,
              result: JobResult | None = None) -> Job:
         values = (result or JobResult()).values()
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             return self._transition(session, job_id, JobStatus.FAILED, {
                 **values, "error": error, "finished_at": utcnow(),
             }, worker_id=worker_id)
@@ -276,7 +286,7 @@ class JobRepository:
         }
         if not count_attempt:
             values["attempts"] = JobRow.attempts - 1
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             return self._transition(session, job_id, JobStatus.QUEUED, values,
                                     worker_id=worker_id)
 
@@ -287,7 +297,7 @@ class JobRepository:
         crash the daemon forever. Jobs claimed by other hosts are theirs to reap.
 
         Returns ``(re-queued ids, failed ids)``."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             rows = session.scalars(select(JobRow).where(
                 JobRow.status == JobStatus.RUNNING,
                 JobRow.claimed_by.like(f"{host}:%"),
@@ -312,7 +322,7 @@ class JobRepository:
 
     def prune(self, older_than: datetime) -> int:
         """Delete finished (done or failed) job rows that finished before ``older_than``."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             result = session.execute(delete(JobRow).where(
                 JobRow.status.in_([JobStatus.DONE, JobStatus.FAILED]),
                 JobRow.finished_at < older_than,
@@ -322,13 +332,13 @@ class JobRepository:
     def retry(self, job_id: int) -> Job:
         """Queue a failed (or done) job again, with a fresh count of attempts. A queued or
         running job is left alone (InvalidTransitionError): a worker may be on it."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             return self._transition(session, job_id, JobStatus.QUEUED, {
                 "attempts": 0, "error": None, "claimed_by": None, "available_at": utcnow(),
             }, only_from=TERMINAL)
 
     def retry_failed(self, folder: str | None = None) -> list[int]:
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             query = select(JobRow.id).where(JobRow.status == JobStatus.FAILED)
             if folder:
                 query = query.where(JobRow.folder == folder)
@@ -342,7 +352,7 @@ class JobRepository:
     def record_output(self, job_id: int, worker_id: str, path: Path) -> None:
         """Note the output name a running job is about to publish, before publishing it: after a
         crash, the retry then knows that a file under this name is its own."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             result = session.execute(update(JobRow).where(
                 JobRow.id == job_id, JobRow.status == JobStatus.RUNNING,
                 JobRow.claimed_by == worker_id,
@@ -352,20 +362,20 @@ class JobRepository:
 
     def set_input_path(self, job_id: int, path: Path) -> None:
         """Record where the original went after it was moved (processed/failed folder)."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             session.execute(update(JobRow).where(JobRow.id == job_id).values(
                 input_path=str(path), updated_at=utcnow()))
 
     def add_note(self, job_id: int, note: str) -> None:
         """Append ``note`` to the job's error text (a done job's note: what went wrong after)."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             session.execute(update(JobRow).where(JobRow.id == job_id).values(
                 error=func.coalesce(JobRow.error + "; ", "") + note, updated_at=utcnow()))
 
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             row = session.get(JobRow, job_id)
             if row is None:
                 raise JobNotFoundError(f"no job {job_id}")
@@ -378,14 +388,14 @@ class JobRepository:
             query = query.where(JobRow.status.in_(list(status)))
         if folder:
             query = query.where(JobRow.folder == folder)
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             return [Job.from_row(row) for row in session.scalars(query)]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{folder: {status: count}}``; queued jobs waiting for a retry count as ``waiting``."""
         now = utcnow()
         out: dict[str, dict[str, int]] = {}
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             for folder, status, count in session.execute(
                 select(JobRow.folder, JobRow.status, func.count()).group_by(
                     JobRow.folder, JobRow.status)):
@@ -398,14 +408,14 @@ class JobRepository:
         return out
 
     def last_done(self) -> Job | None:
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             row = session.scalars(select(JobRow).where(JobRow.status == JobStatus.DONE)
                                   .order_by(JobRow.finished_at.desc()).limit(1)).first()
             return Job.from_row(row) if row else None
 
     def recent_inference(self, limit: int = 1000) -> list[InferenceSample]:
         """The latest measured inference times, newest first."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             rows = session.execute(
                 select(JobRow.model, JobRow.device, JobRow.inference_ms, JobRow.width,
                        JobRow.height)
@@ -416,35 +426,56 @@ class JobRepository:
     # -- daemon instances ----------------------------------------------------------------------
 
     def register_daemon(self, instance: str, host: str, pid: int, version: str,
-                        info: dict[str, Any]) -> None:
+                        report: DaemonReport) -> None:
         now = utcnow()
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             session.merge(DaemonRow(instance=instance, host=host, pid=pid, version=version,
                                     started_at=now, heartbeat_at=now, stopped_at=None,
-                                    info=json.dumps(info)))
+                                    info=report.to_json()))
 
-    def heartbeat(self, instance: str, info: dict[str, Any] | None = None) -> None:
+    def heartbeat(self, instance: str, report: DaemonReport | None = None) -> None:
         values: dict[str, Any] = {"heartbeat_at": utcnow()}
-        if info is not None:
-            values["info"] = json.dumps(info)
-        with self._sessions.begin() as session:
+        if report is not None:
+            values["info"] = report.to_json()
+        with self._begin() as session:
             session.execute(update(DaemonRow).where(DaemonRow.instance == instance)
                             .values(**values))
 
     def daemon_stopped(self, instance: str) -> None:
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             session.execute(update(DaemonRow).where(DaemonRow.instance == instance)
                             .values(stopped_at=utcnow()))
 
     def daemons(self) -> list[DaemonInfo]:
         """Known daemon instances, the most recent heartbeat first."""
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             rows = session.scalars(select(DaemonRow).order_by(DaemonRow.heartbeat_at.desc()))
             return [DaemonInfo(r.instance, r.host, r.pid, r.version, r.started_at,
-                               r.heartbeat_at, r.stopped_at, json.loads(r.info or "{}"))
+                               r.heartbeat_at, r.stopped_at, DaemonReport.from_json(r.info))
                     for r in rows]
 
     def forget_daemons(self, older_than: datetime) -> int:
-        with self._sessions.begin() as session:
+        with self._begin() as session:
             result = session.execute(delete(DaemonRow).where(DaemonRow.heartbeat_at < older_than))
             return result.rowcount
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    def maintain(self) -> tuple[int, int, int] | None:
+        """Let SQLite refresh its statistics and fold the write-ahead log back into the database;
+        returns ``PRAGMA wal_checkpoint``'s (busy, log frames, checkpointed frames), or None when
+        the database is not SQLite."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        # Outside any transaction: a checkpoint cannot run inside one. The connections are in
+        # autocommit at the DB-API level (see store.engine), so a raw cursor runs bare statements.
+        with job_log_errors():
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA optimize")
+                busy, log, folded = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                cursor.close()
+            finally:
+                raw.close()
+        return busy, log, folded

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from mattectl.config import WatchConfig
 from mattectl.fsutil import inside
-from mattectl.jobs.status import JobStatus
 from mattectl.store.repository import Job, JobRepository, NewJob
+from mattectl.store.status import JobStatus
 from mattectl.watch.filters import ignore_reason
 from mattectl.watch.stability import FileState, StabilityTracker
 

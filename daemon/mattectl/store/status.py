@@ -1,4 +1,7 @@
-"""Job status: a closed enum and the one table of allowed transitions."""
+"""Job status: a closed enum and the one table of allowed transitions.
+
+It lives beside :class:`~mattectl.store.repository.JobRepository`, which enforces the table (also
+in the UPDATE's WHERE clause); the worker, the intake and the CLI import it from here."""
 
 from __future__ import annotations
 
