@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mattectl import config
+from mattectl import checks
 from mattectl.config import Settings
 from mattectl.store.repository import JobRepository
 
@@ -72,7 +72,7 @@ def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings
             "watch": tables,
             **sections,
         }
-        return config.parse(data, source="test", base_dir=tmp_path)
+        return checks.parse(data, source="test", base_dir=tmp_path)
 
     return build
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mattectl import config
+from mattectl import checks, config
 from mattectl.cli.main import app
 from mattectl.errors import ConfigError
 
@@ -31,7 +31,7 @@ def folders(tmp_path: Path) -> Path:
 
 def test_example_config_is_valid_and_documents_every_key(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
-    settings = config.parse(tomllib.loads(EXAMPLE.read_text()), base_dir=tmp_path)
+    settings = checks.parse(tomllib.loads(EXAMPLE.read_text()), base_dir=tmp_path)
     assert settings.watch[0].input == tmp_path / "in"
     text = EXAMPLE.read_text()
     for section in (config.DaemonConfig, config.ModelsConfig, config.WatchConfig):
@@ -103,10 +103,19 @@ def test_template_and_model_are_checked(folders: Path) -> None:
     path = write(folders, '[[watch]]\nname = "a"\ninput = "in"\noutput = "out"\n'
                           'output_template = "{nope}.png"\nmodel = "u3net"\n')
     with pytest.raises(ConfigError) as exc:
-        config.load(path)
+        checks.load(path)  # the model catalog is mattectl.checks' to pass
     found = problems(exc)
     assert "bad template" in found["watch[0].output_template"]
     assert "unknown model 'u3net'" in found["watch[0].model"]
+
+
+def test_model_names_are_checked_against_the_names_given(folders: Path) -> None:
+    path = write(folders, '[models]\npreload = ["u3net"]\npaths = { mine = "w.pth" }\n'
+                          '[[watch]]\nname = "a"\ninput = "in"\noutput = "out"\nmodel = "mine"\n')
+    assert config.load(path).watch[0].model == "mine"  # config alone knows no catalog
+    with pytest.raises(ConfigError) as exc:
+        config.load(path, models=("u2netp", "mine"))
+    assert problems(exc) == {"models.preload": "unknown model 'u3net' (known: mine, u2netp)"}
 
 
 def test_not_toml(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mattectl import checks
 from mattectl.config import Settings
 from mattectl.errors import ConfigError
 from mattectl.rules.presets import PresetStore, find_presets, preset_dirs, shipped_dir
@@ -51,7 +52,7 @@ def test_an_edit_applies_to_the_next_use(tmp_path: Path) -> None:
 def test_a_broken_edit_keeps_the_last_good_version(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, "p", "good")
-    store = PresetStore([tmp_path])
+    store = checks.preset_store([tmp_path])  # refuses models the catalog does not know
     good = store.get("p")
     path.write_text(ONE_RULE.format(name="bad", model="no-such-model"))
     with caplog.at_level(logging.ERROR, logger="mattectl.rules.presets"):
@@ -67,7 +68,7 @@ def test_a_broken_edit_keeps_the_last_good_version(
 
 
 def test_an_unknown_or_never_valid_preset_raises(tmp_path: Path) -> None:
-    store = PresetStore([tmp_path])
+    store = checks.preset_store([tmp_path])
     with pytest.raises(ConfigError, match="no preset 'nope'"):
         store.get("nope")
     write(tmp_path, "broken", "x", model="no-such-model")

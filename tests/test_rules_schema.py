@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mattectl import checks
 from mattectl.errors import ConfigError
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.rules.presets import find_presets, load_preset, preset_dirs
@@ -40,7 +41,7 @@ def write(tmp_path: Path, text: str, name: str = "p") -> Path:
 
 def problems(tmp_path: Path, text: str) -> list[tuple[str, str]]:
     with pytest.raises(ConfigError) as info:
-        load_preset(write(tmp_path, text))
+        checks.load_preset(write(tmp_path, text))  # model names checked against the catalog
     return info.value.problems
 
 
@@ -54,7 +55,15 @@ def test_a_good_preset_loads(tmp_path: Path) -> None:
 
 def test_bshm_is_valid_before_the_catalog_knows_it(tmp_path: Path) -> None:
     # The BSHM backend is being added in parallel; presets must not depend on it being there.
-    assert load_preset(write(tmp_path, GOOD)).ruleset.rules[1].model == "bshm"
+    assert checks.load_preset(write(tmp_path, GOOD)).ruleset.rules[1].model == "bshm"
+
+
+def test_model_names_are_checked_only_against_a_catalog_given(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('model = "u2netp"', 'model = "u3net"', 1))
+    assert load_preset(path).ruleset.rules[0].model == "u3net"  # rules know no catalog
+    with pytest.raises(ConfigError) as info:
+        load_preset(path, models=("u2net",))
+    assert info.value.problems == [("rules[0].model", "unknown model 'u3net' (known: bshm, u2net)")]
 
 
 @pytest.mark.parametrize(("change", "key", "message"), [
@@ -109,7 +118,7 @@ def test_every_shipped_preset_is_valid() -> None:
     presets = find_presets(preset_dirs(None))
     assert {"default", "ecommerce", "live", "group-and-small-subjects"} <= set(presets)
     for path in presets.values():
-        ruleset = load_preset(path).ruleset
+        ruleset = checks.load_preset(path).ruleset
         assert isinstance(ruleset, RuleSet)
         assert ruleset.rules[-1].when.empty
 

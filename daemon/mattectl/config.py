@@ -3,6 +3,10 @@
 ``load(path)`` reads TOML with :mod:`tomllib`, resolves relative paths against the file's folder,
 applies the environment overrides and runs the cross-field checks; every problem is reported with
 its key path (``watch[1].output``) in one :class:`~mattectl.errors.ConfigError`.
+
+This module knows neither the model catalog nor the rule presets: model names are checked against
+the names the caller passes (``models=``), and checks that need more than the file are passed in
+``checks=``. :mod:`mattectl.checks` loads a config with both, as everything that uses one does.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +32,7 @@ from pydantic import (
 from mattectl.errors import ConfigError
 from mattectl.fsutil import inside
 from mattectl.imageio.options import IMAGE_EXTENSIONS, OutputFormat, OutputOptions, parse_colour
+from mattectl.validation import problems as validation_problems
 
 DEFAULT_CONFIG = Path("/etc/mattectl/config.toml")
 ENV_CONFIG = "MATTECTL_CONFIG"
@@ -39,11 +44,14 @@ DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic"
 TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
 
 
-def _known_model(name: str) -> str:
-    from mattectl.backends.catalog import MODELS
+MODEL_NAMES = "model_names"  # validation context: the model names a config may use
 
-    if name not in MODELS:
-        raise ValueError(f"unknown model '{name}' (known: {', '.join(sorted(MODELS))})")
+
+def _known_model(name: str, info: ValidationInfo) -> str:
+    """``name`` when the catalog passed in the context has it; any name without a catalog."""
+    known: Collection[str] | None = (info.context or {}).get(MODEL_NAMES)
+    if known is not None and name not in known:
+        raise ValueError(f"unknown model '{name}' (known: {', '.join(sorted(known))})")
     return name
 
 
@@ -82,7 +90,7 @@ class DaemonConfig(_Strict):
         2, ge=1, le=16, description=(
             "Jobs in flight at once. Each model runs one photo at a time, so with two a photo "
             "is decoded and encoded while another is in the model (measured: "
-            "scripts/bench_daemon.py)."),
+            "mattectl bench --daemon)."),
     )
     rescan_interval_s: float = Field(
         60.0, gt=0, description="Full rescan of every drop folder, to catch missed events."
@@ -202,15 +210,15 @@ class ModelsConfig(_Strict):
 
     @field_validator("paths")
     @classmethod
-    def _paths(cls, value: dict[str, Path]) -> dict[str, Path]:
+    def _paths(cls, value: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
         for name in value:
-            _known_model(name)
+            _known_model(name, info)
         return value
 
     @field_validator("preload")
     @classmethod
-    def _preload(cls, value: list[str]) -> list[str]:
-        return [_known_model(name) for name in value]
+    def _preload(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return [_known_model(name, info) for name in value]
 
     @field_validator("device")
     @classmethod
@@ -302,8 +310,8 @@ class WatchConfig(_Strict):
 
     @field_validator("model")
     @classmethod
-    def _model(cls, value: str) -> str:
-        return _known_model(value)
+    def _model(cls, value: str, info: ValidationInfo) -> str:
+        return _known_model(value, info)
 
     @field_validator("extensions")
     @classmethod
@@ -370,11 +378,20 @@ def render_template(
 
 # -- cross-field checks: each yields (key path, message) ------------------------------------------
 
+Check = Callable[[Settings], Iterator[tuple[str, str]]]
+
+
+def check_drop_folders(settings: Settings) -> Iterator[tuple[str, str]]:
+    """The daemon watches every drop folder: each must exist (one-shot commands such as
+    ``mattectl process`` never read them, and leave this check out)."""
+    for i, watch in enumerate(settings.watch):
+        if not watch.input.is_dir():
+            yield f"watch[{i}].input", f"folder does not exist: {watch.input}"
+
+
 def _check_folders(settings: Settings) -> Iterator[tuple[str, str]]:
     for i, watch in enumerate(settings.watch):
         key = f"watch[{i}]"
-        if not watch.input.is_dir():
-            yield f"{key}.input", f"folder does not exist: {watch.input}"
         if inside(watch.output, watch.input) or inside(watch.input, watch.output):
             yield f"{key}.output", (
                 f"input {watch.input} and output {watch.output} must not be nested"
@@ -433,24 +450,16 @@ def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
 
 
 def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
-    from mattectl.rules.presets import load_preset, locate, preset_dirs
-
-    dirs = preset_dirs(settings.daemon.rules_dir)
+    # Whether the named preset exists and is valid is mattectl.checks.check_presets' question.
     for i, watch in enumerate(settings.watch):
-        if watch.rules is None:
-            if watch.latency_budget_ms is not None:
-                yield f"watch[{i}].latency_budget_ms", "only used with `rules` (a preset)"
-            continue
-        if "model" in watch.model_fields_set:
+        if watch.rules is None and watch.latency_budget_ms is not None:
+            yield f"watch[{i}].latency_budget_ms", "only used with `rules` (a preset)"
+        if watch.rules is not None and "model" in watch.model_fields_set:
             yield f"watch[{i}].model", "set `model` (a fixed model) or `rules`, not both"
-        try:
-            load_preset(locate(watch.rules, dirs))
-        except ConfigError as exc:
-            found = "; ".join(f"{key}: {msg}" if key else msg for key, msg in exc.problems)
-            yield f"watch[{i}].rules", f"preset '{watch.rules}' is unusable ({found})"
 
 
-CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
+CHECKS: tuple[Check, ...] = (
+    check_drop_folders,
     _check_folders,
     _check_unique,
     _check_gpu,
@@ -461,13 +470,6 @@ CHECKS: tuple[Callable[[Settings], Iterator[tuple[str, str]]], ...] = (
 
 
 # -- loading ---------------------------------------------------------------------------------------
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
 
 def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
     for env, section, key in (
@@ -486,35 +488,33 @@ def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(
-    data: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None
+    data: dict[str, Any], *, source: str = "<config>", base_dir: Path | None = None,
+    models: Collection[str] | None = None, checks: Sequence[Check] = CHECKS,
 ) -> Settings:
-    """Validate a config tree (as read from TOML) and run every cross-field check."""
+    """Validate a config tree (as read from TOML) and run ``checks``, the cross-field checks.
+    Model names must be among ``models``; any name passes without it (see mattectl.checks)."""
     base = base_dir or Path.cwd()
+    context = {"base_dir": base, MODEL_NAMES: models}
     try:
-        settings = Settings.model_validate(_apply_env(data), context={"base_dir": base})
+        settings = Settings.model_validate(_apply_env(data), context=context)
     except ValidationError as exc:
-        problems = [(_key_path(err["loc"]), _message(err)) for err in exc.errors()]
-        raise ConfigError(source, problems) from None
-    problems = [problem for check in CHECKS for problem in check(settings)]
+        raise ConfigError(source, validation_problems(exc)) from None
+    problems = [problem for check in checks for problem in check(settings)]
     if problems:
         raise ConfigError(source, problems)
     return settings
-
-
-def _message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "required key is missing"
-    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def default_path() -> Path:
     return Path(os.environ.get(ENV_CONFIG, DEFAULT_CONFIG))
 
 
-def load(path: Path | str | None = None) -> Settings:
-    """Read and validate a config file (default: $MATTECTL_CONFIG, else /etc/mattectl/...)."""
+def load(
+    path: Path | str | None = None, *, models: Collection[str] | None = None,
+    checks: Sequence[Check] = CHECKS,
+) -> Settings:
+    """Read and validate a config file (default: $MATTECTL_CONFIG, else /etc/mattectl/...);
+    ``models`` and ``checks`` as in :func:`parse`."""
     path = Path(path) if path is not None else default_path()
     try:
         with path.open("rb") as fh:
@@ -525,5 +525,6 @@ def load(path: Path | str | None = None) -> Settings:
         raise ConfigError(str(path), [("", f"not valid TOML: {exc}")]) from None
     except OSError as exc:
         raise ConfigError(str(path), [("", f"cannot read: {exc.strerror}")]) from None
-    settings = parse(data, source=str(path), base_dir=path.resolve().parent)
+    settings = parse(data, source=str(path), base_dir=path.resolve().parent, models=models,
+                     checks=checks)
     return settings.model_copy(update={"source": path.resolve()})

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mattectl import config
+from mattectl import checks, config
 from mattectl.config import Settings
 from mattectl.store.repository import JobRepository
 
@@ -24,14 +24,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 def load_settings(path: Path | None) -> Settings:
-    return config.load(path)
+    """The config, its model names and rule presets checked too (mattectl.checks)."""
+    return checks.load(path)
 
 
 def load_settings_or_defaults(path: Path | None) -> Settings:
-    """The config when one is given or exists; built-in defaults otherwise (one-shot commands)."""
+    """For one-shot commands (process, eval, bench, models, rules): the config when one is
+    given or exists, built-in defaults otherwise. They never read the drop folders, so a config
+    whose folders exist only on the studio's workstation is accepted."""
     if path is None and not config.default_path().exists():
-        return config.parse({})
-    return config.load(path)
+        return checks.parse({})
+    return checks.load(path, checks=checks.TOOL_CHECKS)
 
 
 def open_repository(settings: Settings, *, writer: bool = False) -> JobRepository:

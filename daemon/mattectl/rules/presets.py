@@ -4,6 +4,10 @@ Presets are looked up in the configured ``daemon.rules_dir`` first, then among t
 shipped with mattectl, so a studio overrides a shipped preset by writing one of the same name.
 An edited file is picked up on the next photo (its modification time and size are checked each
 time); an edit that does not validate is logged and the last good version stays in use.
+
+Model names are checked against the catalog the caller passes (``models=``; see
+:mod:`mattectl.checks`); without one, any name passes and the engine falls back from a model it
+does not know.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import re
 import sys
 import threading
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from mattectl.config import _key_path, _message  # the config's own error wording
 from mattectl.errors import ConfigError
-from mattectl.rules.schema import RuleSet
+from mattectl.rules.schema import MODEL_NAMES, RuleSet
+from mattectl.validation import problems
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +76,22 @@ def read_preset(path: Path) -> bytes:
         raise ConfigError(str(path), [("", f"cannot read: {exc.strerror or exc}")]) from None
 
 
-def parse_preset(path: Path, data: bytes) -> Preset:
-    """Validate one preset file's content; problems raise :class:`ConfigError` by key path."""
+def parse_preset(path: Path, data: bytes, models: Collection[str] | None = None) -> Preset:
+    """Validate one preset file's content, its model names against ``models`` when given;
+    problems raise :class:`ConfigError` by key path."""
     try:
         tree = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), [("", f"not valid TOML: {exc}")]) from None
     try:
-        ruleset = RuleSet.model_validate(tree)
+        ruleset = RuleSet.model_validate(tree, context={MODEL_NAMES: models})
     except ValidationError as exc:
-        problems = [(_key_path(err["loc"]), _message(err)) for err in exc.errors()]
-        raise ConfigError(str(path), problems) from None
+        raise ConfigError(str(path), problems(exc)) from None
     return Preset(path.stem, path, ruleset, hashlib.sha256(data).hexdigest())
 
 
-def load_preset(path: Path) -> Preset:
-    return parse_preset(path, read_preset(path))
+def load_preset(path: Path, models: Collection[str] | None = None) -> Preset:
+    return parse_preset(path, read_preset(path), models)
 
 
 def locate(name: str, dirs: list[Path]) -> Path:
@@ -103,10 +108,12 @@ def locate(name: str, dirs: list[Path]) -> Path:
 
 class PresetStore:
     """Presets by name, re-read on every use (a small file) and re-validated when its content
-    changed, so an edit applies to the next photo without a restart. Thread-safe."""
+    changed, so an edit applies to the next photo without a restart. Model names are checked
+    against ``models`` when given (an edit naming another model is refused). Thread-safe."""
 
-    def __init__(self, dirs: list[Path]) -> None:
+    def __init__(self, dirs: list[Path], models: Collection[str] | None = None) -> None:
         self.dirs = dirs
+        self.models = models
         self._lock = threading.Lock()
         self._good: dict[str, Preset] = {}
         self._rejected: dict[str, str] = {}  # name -> the problem last logged for it
@@ -122,7 +129,7 @@ class PresetStore:
                 if good is not None and good.path == path and \
                         good.sha256 == hashlib.sha256(data).hexdigest():
                     return good
-                fresh = parse_preset(path, data)
+                fresh = parse_preset(path, data, self.models)
             except ConfigError as exc:
                 if good is None:
                     raise

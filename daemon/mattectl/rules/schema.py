@@ -8,28 +8,41 @@ so ``max = 0.25`` in one rule and ``min = 0.25`` in the next split the values cl
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from mattectl.imageio.options import OutputFormat, OutputOptions, parse_colour
 
-# Models a preset may name. "bshm" is listed even where the catalog does not know it yet: a
-# preset stays valid on every installation, and an unknown or missing model makes the engine fall
-# back (with the reason) rather than making the preset unusable.
+# Model names are checked against the catalog that the caller passes in the validation context
+# (mattectl.checks passes the backends' catalog); without one, any name passes. "bshm" is accepted
+# even where the catalog does not know it yet: a preset stays valid on every installation, and an
+# unknown or missing model makes the engine fall back (with the reason) rather than making the
+# preset unusable.
+MODEL_NAMES = "model_names"  # validation context: the catalog's model names
 FUTURE_MODELS = ("bshm",)
 
 
-def known_models() -> tuple[str, ...]:
-    from mattectl.backends.catalog import MODELS
+def known_models(catalog: Collection[str]) -> tuple[str, ...]:
+    """The model names a preset may use, given the catalog's."""
+    return tuple(sorted(set(catalog) | set(FUTURE_MODELS)))
 
-    return tuple(sorted(set(MODELS) | set(FUTURE_MODELS)))
 
-
-def _model_name(value: str) -> str:
-    known = known_models()
+def _model_name(value: str, info: ValidationInfo) -> str:
+    catalog: Collection[str] | None = (info.context or {}).get(MODEL_NAMES)
+    if catalog is None:
+        return value
+    known = known_models(catalog)
     if value not in known:
         raise ValueError(f"unknown model '{value}' (known: {', '.join(known)})")
     return value
