@@ -25,8 +25,8 @@ from PIL import Image
 
 from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig
+from mattectl.matting.planner import FolderRules, RulePlanner
 from mattectl.rules.engine import decide
-from mattectl.rules.planner import FolderRules, RulePlanner
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "data" / "u2net_official" / "test_human_images"

@@ -36,9 +36,9 @@ import numpy as np
 from PIL import Image
 
 from mattectl.backends.cache import ModelCache
+from mattectl.backends.probe import expand
 from mattectl.config import ModelsConfig
-from mattectl.rules.planner import FolderRules, RulePlanner
-from mattectl.rules.probe import expand
+from mattectl.matting.planner import FolderRules, RulePlanner
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "u2net_official"

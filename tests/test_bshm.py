@@ -24,7 +24,7 @@ from mattectl.backends.bshm import BshmBackend
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS
 from mattectl.errors import ModelUnavailableError
-from mattectl.jobs.pipeline import MattingPipeline
+from mattectl.matting.pipeline import Photo, PhotoPipeline, Recipe
 
 from . import bshm_graph
 
@@ -120,14 +120,14 @@ def test_gray_rgba_and_16_bit_photos_reach_the_graph_as_8_bit_rgb(
     settings = config.parse({"models": {"device": "cpu", "isolation": "inline",
                                         "paths": {"bshm": str(model_dir)}}})
     models = ModelCache(settings.models, tmp_path / "models")
-    pipeline = MattingPipeline(models, max_pixels=10**8)
+    pipeline = PhotoPipeline(models, max_pixels=10**8)
     rgb = bshm_graph.photo(120, 90, seed=5)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     expected = {"gray": np.dstack([gray] * 3), "rgba": rgb, "gray16": np.dstack([gray] * 3),
                 "rgb16": rgb}
     for kind, data in _inputs(rgb).items():
-        cutout = pipeline.run(data, name=f"{kind}.png", model="bshm")
-        alpha = np.asarray(Image.open(io.BytesIO(cutout.png)))[:, :, 3]
+        cutout = pipeline.run(Photo(f"{kind}.png", data), Recipe("bshm"))
+        alpha = np.asarray(Image.open(io.BytesIO(cutout.data)))[:, :, 3]
         reference = modelscope_matting(np.ascontiguousarray(expected[kind][:, :, ::-1]))
         np.testing.assert_array_equal(alpha, reference, err_msg=kind)
     models.unload_all()
@@ -147,6 +147,7 @@ def test_each_model_runs_in_its_own_graph(model_dir: Path, tmp_path: Path) -> No
     second.unload()
 
 
+@pytest.mark.slow
 def test_thread_counts_come_from_the_config(model_dir: Path) -> None:
     script = (
         "import sys; from pathlib import Path; import tensorflow as tf\n"

@@ -16,11 +16,11 @@ import pytest
 
 from mattectl import config
 from mattectl.backends.cache import ModelCache
-from mattectl.jobs.pipeline import MattingPipeline
-from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
-from mattectl.rules.planner import RulePlanner
+from mattectl.matting.pipeline import PhotoPipeline
+from mattectl.matting.planner import RulePlanner
 from mattectl.store.repository import JobRepository, NewJob
+from mattectl.store.status import JobStatus
 
 from .support import REPO_ROOT
 
@@ -76,6 +76,7 @@ def test_rules_check_reports_a_broken_preset_and_fails(config_file: Path) -> Non
     assert "ok default:" in result.stdout  # the others are still checked
 
 
+@pytest.mark.slow
 def test_rules_explain_shows_facts_rules_and_winner_and_writes_nothing(
         config_file: Path, human_photos: list[Path]) -> None:
     photo = str(portrait(human_photos))
@@ -106,6 +107,7 @@ def test_rules_explain_rejects_an_unknown_folder(config_file: Path,
     assert "no [[watch]] folder named 'nope'" in result.stderr
 
 
+@pytest.mark.slow
 def test_jobs_show_prints_the_decision_readably(config_file: Path,
                                                 human_photos: list[Path]) -> None:
     settings = config.load(config_file)
@@ -118,8 +120,8 @@ def test_jobs_show_prints_the_decision_readably(config_file: Path,
         repo.add(NewJob(watch.name, target, PORTRAIT,
                         hashlib.sha256(target.read_bytes()).hexdigest(), target.stat().st_size,
                         target.stat().st_mtime_ns))
-        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
-        worker = JobWorker("test:w0", repo, MattingPipeline(models, max_pixels=10**8,
+        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo.recent_inference)
+        worker = JobWorker("test:w0", repo, PhotoPipeline(models, max_pixels=10**8,
                                                             planner=planner),
                            settings, folders=lambda: [watch.name], wake=threading.Event())
         job = worker.run_once()

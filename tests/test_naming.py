@@ -11,7 +11,7 @@ import pytest
 from mattectl.config import Settings
 from mattectl.errors import ConfigError, InputError
 from mattectl.imageio.options import OutputFormat, OutputOptions
-from mattectl.jobs.naming import output_path
+from mattectl.matting.naming import output_path
 
 DAY = date(2024, 5, 6)
 

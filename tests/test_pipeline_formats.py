@@ -16,8 +16,8 @@ from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, Settings
 from mattectl.imageio.metadata import read_metadata, rights
 from mattectl.imageio.options import OutputFormat, OutputOptions
-from mattectl.jobs.pipeline import MattingPipeline
-from mattectl.jobs.status import JobStatus
+from mattectl.matting.pipeline import Photo, PhotoPipeline, Recipe
+from mattectl.store.status import JobStatus
 
 from . import samples
 from .support import HUMAN_IMAGES, SHARED_MODELS, U2NETP_WEIGHTS, need, wait_for
@@ -27,10 +27,10 @@ CAMERA_JPEG = HUMAN_IMAGES / "julia+trotti_17.jpg"
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> MattingPipeline:
+def pipeline() -> PhotoPipeline:
     """One loaded model for the module's tests (loading it is most of a small photo's time)."""
     need(U2NETP_WEIGHTS)
-    return MattingPipeline(ModelCache(ModelsConfig(), SHARED_MODELS), max_pixels=100_000_000)
+    return PhotoPipeline(ModelCache(ModelsConfig(), SHARED_MODELS), max_pixels=100_000_000)
 
 
 def subject_found(alpha: np.ndarray) -> None:
@@ -40,10 +40,10 @@ def subject_found(alpha: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("fmt", list(OutputFormat))
-def test_every_format_from_a_real_photo(pipeline: MattingPipeline, small_photo: Path,
+def test_every_format_from_a_real_photo(pipeline: PhotoPipeline, small_photo: Path,
                                         fmt: OutputFormat) -> None:
-    cutout = pipeline.run(small_photo.read_bytes(), name=small_photo.name, model="u2netp",
-                          options=OutputOptions(format=fmt))
+    cutout = pipeline.run(Photo(small_photo.name, small_photo.read_bytes()),
+                          Recipe("u2netp", options=OutputOptions(format=fmt)))
     img = Image.open(io.BytesIO(cutout.data))
     assert img.size == (cutout.width, cutout.height)
     assert cutout.extension == OutputOptions(format=fmt).extension
@@ -58,11 +58,11 @@ def test_every_format_from_a_real_photo(pipeline: MattingPipeline, small_photo: 
         assert np.asarray(img)[:4, :4].min() > 200
 
 
-def test_a_lightroom_export_keeps_profile_and_metadata(pipeline: MattingPipeline) -> None:
+def test_a_lightroom_export_keeps_profile_and_metadata(pipeline: PhotoPipeline) -> None:
     source = Image.open(need(CAMERA_JPEG))
-    cutout = pipeline.run(CAMERA_JPEG.read_bytes(), name=CAMERA_JPEG.name, model="u2netp",
-                          options=OutputOptions(format=OutputFormat.TIFF, trim=True,
-                                                trim_margin=20))
+    cutout = pipeline.run(Photo(CAMERA_JPEG.name, CAMERA_JPEG.read_bytes()),
+                          Recipe("u2netp", options=OutputOptions(format=OutputFormat.TIFF,
+                                                                 trim=True, trim_margin=20)))
     img = Image.open(io.BytesIO(cutout.data))
     assert img.info["icc_profile"] == source.info["icc_profile"]
     exif = img.getexif()

@@ -15,7 +15,7 @@ from mattectl import app
 from mattectl.app import Daemon, check_user
 from mattectl.config import Settings
 from mattectl.errors import ConfigError, InputError, MattectlError
-from mattectl.jobs.naming import output_path
+from mattectl.matting.naming import output_path
 
 from .daemon_process import write_config
 from .support import AS_ROOT, REPO_ROOT
@@ -29,6 +29,7 @@ def test_root_is_refused_unless_allowed(make_settings: Callable[..., Settings],
     check_user(make_settings(daemon={"allow_root": True}))
 
 
+@pytest.mark.slow  # starts `mattectl run` in a subprocess
 @pytest.mark.skipif(not AS_ROOT, reason="only a root test run can start the daemon as root")
 def test_mattectl_run_as_root_exits_with_the_reason(tmp_path: Path) -> None:
     config = write_config(tmp_path)

@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from mattectl.rules.crop import MAX_CROP_SHARE, crop_box, cut, paste_alpha
+from mattectl.rules.crop import MAX_CROP_SHARE, crop_box
 from mattectl.rules.facts import Box
 
 from .support import REPO_ROOT
@@ -26,21 +26,6 @@ def test_no_crop_when_it_would_keep_most_of_the_frame() -> None:
     assert crop_box(Box(0, 0, 900, 900), 1000, 1000, 0.0) is None
     side = int(1000 * MAX_CROP_SHARE**0.5)
     assert crop_box(Box(0, 0, side, side), 1000, 1000, 0.0) is not None
-
-
-def test_paste_alpha_puts_the_crop_back_and_clears_the_rest() -> None:
-    rgb = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
-    box = Box(2, 1, 5, 4)
-    piece = cut(rgb, box)
-    assert piece.shape == (3, 3, 3)
-    assert piece.flags["C_CONTIGUOUS"]
-    assert (piece == rgb[1:4, 2:5]).all()
-    full = paste_alpha(np.full((3, 3), 0.5, np.float32), box, 8, 6)
-    assert full.dtype == np.float32
-    assert full.sum() == pytest.approx(9 * 0.5)
-    assert (full[1:4, 2:5] == 0.5).all()
-    with pytest.raises(ValueError, match="does not fit"):
-        paste_alpha(np.zeros((2, 2), np.float32), box, 8, 6)
 
 
 @pytest.fixture(scope="module")

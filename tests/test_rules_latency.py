@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mattectl.rules.latency import PRIORS, LatencyModel, LatencyTracker, size_class
+from mattectl.matting.latency import LatencyTracker
+from mattectl.rules.latency import PRIORS, LatencyModel, size_class
 from mattectl.store.repository import InferenceSample, JobRepository, JobResult, NewJob
 
 
@@ -60,7 +61,7 @@ def _finish(repo: JobRepository, i: int, ms: float) -> None:
 
 def test_tracker_learns_from_the_job_log_at_most_every_refresh(repo: JobRepository) -> None:
     now = [0.0]
-    tracker = LatencyTracker(repo, refresh_s=30, clock=lambda: now[0])
+    tracker = LatencyTracker(repo.recent_inference, refresh_s=30, clock=lambda: now[0])
     assert tracker.current().expected("u2netp", "cpu", 0.96).source.startswith("prior")
     for i, ms in enumerate((300, 310, 320)):
         _finish(repo, i, ms)

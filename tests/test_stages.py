@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mattectl.jobs.stages import Outcome, StagedPipeline, run_all
+from mattectl.matting.stages import Outcome, StagedPipeline, run_all
 
 from .support import wait_for
 

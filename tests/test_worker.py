@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +15,11 @@ from PIL import Image
 
 from mattectl.backends.cache import ModelCache
 from mattectl.config import Settings
-from mattectl.jobs.pipeline import MattingPipeline
-from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
+from mattectl.matting.pipeline import PhotoPipeline
+from mattectl.store import engine as store_engine
 from mattectl.store.repository import Job, JobRepository, NewJob
+from mattectl.store.status import JobStatus
 
 from .support import wait_for
 
@@ -27,7 +30,7 @@ class Harness:
         self.repo = repo
         self.watch = settings.watch[0]
         self.changed: list[Path] = []
-        pipeline = MattingPipeline(ModelCache(settings.models, settings.models_dir),
+        pipeline = PhotoPipeline(ModelCache(settings.models, settings.models_dir),
                                    max_pixels=settings.daemon.max_pixels)
         self.worker = JobWorker("host:1:w0", repo, pipeline, settings,
                                 folders=lambda: [self.watch.name], wake=threading.Event(),
@@ -250,3 +253,35 @@ def test_a_symlinked_output_folder_cannot_lead_outside(make_harness: Callable[..
     [job] = h.run_all()
     assert job.status == JobStatus.FAILED and "leads outside" in job.error
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_locked_job_log_is_waited_out_and_the_result_kept(
+        make_settings: Callable[..., Settings], tmp_path: Path, small_photo: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(store_engine, "BUSY_TIMEOUT_MS", 50)
+    caplog.set_level(logging.WARNING, logger="mattectl.jobs.worker")
+    db = tmp_path / "locked.sqlite3"
+    repo = JobRepository.open(db)
+    holder = sqlite3.connect(db, timeout=0, check_same_thread=False)
+    try:
+        h = Harness(make_settings(watch={"name": "studio"}), repo)
+        h.drop("a.jpg", small_photo.read_bytes())
+        claimed = repo.claim(h.worker.worker_id, ["studio"])
+        assert claimed is not None
+        holder.execute("BEGIN IMMEDIATE")  # held while the worker records its output
+
+        def release() -> None:
+            wait_for(lambda: "job log busy (database is locked)" in caplog.text,
+                     what="the worker to meet the lock")
+            holder.rollback()
+
+        releaser = threading.Thread(target=release, name="test-release")
+        releaser.start()
+        try:
+            done = h.worker.process(claimed)
+        finally:
+            releaser.join()
+        assert done.status == JobStatus.DONE and done.output_path.exists()
+    finally:
+        holder.close()
+        repo.close()

@@ -16,21 +16,21 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from watchdog.observers.api import BaseObserver
 
-from mattectl import __version__, config, housekeeping
+from mattectl import __version__, checks, housekeeping
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import Availability
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import ConfigError, InvalidTransitionError, MattectlError
 from mattectl.fsutil import sweep_temp_files
 from mattectl.gpu import nvidia_gpus
-from mattectl.jobs.pipeline import MattingPipeline
 from mattectl.jobs.worker import JobWorker
-from mattectl.rules.planner import RulePlanner
+from mattectl.matting.pipeline import PhotoPipeline
+from mattectl.matting.planner import RulePlanner
+from mattectl.report import DaemonReport
 from mattectl.scheduler import build_scheduler
 from mattectl.sdnotify import Notifier
 from mattectl.store.repository import Job, JobRepository
@@ -114,7 +114,7 @@ class Daemon:
         self.models = ModelCache(self.settings.models, self.settings.models_dir)
         self._start_processing()
         self.repo.register_daemon(self.instance, self.host, os.getpid(), __version__,
-                                  self.info())
+                                  self.report())
         self.notifier.ready(self.status_line())
         logger.info("mattectl %s running: %d folder(s), %d worker(s), state in %s",
                     __version__, len(self.settings.watch), len(self.workers),
@@ -138,12 +138,12 @@ class Daemon:
         assert self.repo is not None and self.models is not None
         settings = self.settings
         self._prepare_folders()
-        self.planner = RulePlanner.create(self.models, settings.daemon.rules_dir, self.repo)
+        self.planner = RulePlanner.create(self.models, settings.daemon.rules_dir,
+                                          self.repo.recent_inference)
         self.check_models()
         self._preload()
-        pipeline = MattingPipeline(self.models, max_pixels=settings.daemon.max_pixels,
-                                   min_side=settings.daemon.min_side,
-                                   planner=self.planner)
+        pipeline = PhotoPipeline(self.models, max_pixels=settings.daemon.max_pixels,
+                                 min_side=settings.daemon.min_side, planner=self.planner)
         self.intake = Intake(settings.watch, self.repo, self._on_queued)
         self.intake.start()
         self.observers = start_observers(settings.watch, self.intake.notify)
@@ -238,7 +238,7 @@ class Daemon:
         """Re-read the config and restart intake and workers; jobs stay in the job log, so none
         is lost or queued twice. An invalid config leaves the running one in place."""
         try:
-            new = config.load(self.settings.source)
+            new = checks.load(self.settings.source)
         except ConfigError as exc:
             logger.error("reload refused, the running configuration stays: %s", exc)
             self.notifier.status(f"reload refused (invalid config); {self.status_line()}")
@@ -365,7 +365,7 @@ class Daemon:
 
     def heartbeat(self) -> None:
         if self.repo is not None:
-            self.repo.heartbeat(self.instance, self.info())
+            self.repo.heartbeat(self.instance, self.report())
         self.notifier.status(self.status_line())
 
     def health(self) -> str | None:
@@ -406,15 +406,15 @@ class Daemon:
             parts.append(f"paused: {', '.join(sorted(self.paused))} (model missing)")
         return "; ".join(parts)
 
-    def info(self) -> dict[str, Any]:
+    def report(self) -> DaemonReport:
         """What this daemon reports about itself in ``mattectl status``."""
         models = sorted({w.model for w in self.settings.watch} | set(self.settings.models.preload))
-        return {
-            "config": str(self.settings.source) if self.settings.source else None,
-            "paused": dict(self.paused),
-            "models": self.models.describe(models) if self.models else {},
-            "gpus": self.gpus,
-            "pending_files": self.intake.pending if self.intake else 0,
-            "workers": len(self.workers),
-            "unhealthy": self._unhealthy,
-        }
+        return DaemonReport(
+            config=str(self.settings.source) if self.settings.source else None,
+            paused=dict(self.paused),
+            models=self.models.describe(models) if self.models else {},
+            gpus=tuple(self.gpus),
+            pending_files=self.intake.pending if self.intake else 0,
+            workers=len(self.workers),
+            unhealthy=self._unhealthy,
+        )

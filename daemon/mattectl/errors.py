@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -48,6 +49,15 @@ class ModelUnavailableError(MattectlError):
     """A model's weights or framework are missing; the message says how to get them."""
 
 
+class RuleBlockedError(ModelUnavailableError):
+    """A required rule's models cannot run; ``decision`` (the rules' decision as the job log
+    keeps it) says which and why."""
+
+    def __init__(self, message: str, decision: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
 class BackendError(MattectlError):
     """A model failed while running (out of memory, a framework error)."""
 
@@ -62,6 +72,16 @@ class ChecksumError(MattectlError):
 
 class JobNotFoundError(MattectlError):
     exit_code = ExitCode.NOT_FOUND
+
+
+class JobLogUnavailableError(MattectlError):
+    """The job log cannot be read or written just now: another process holds a lock past the
+    busy timeout, or the database file is unreadable. ``reason`` is the database's own words;
+    the same call may succeed later."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the job log is locked or unavailable: {reason}")
 
 
 class InvalidTransitionError(MattectlError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,14 +11,16 @@ import typer
 from rich.table import Table
 
 from mattectl.backends.cache import ModelCache
+from mattectl.backends.probe import PROBE_MODELS
 from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
+from mattectl.config import Settings
 from mattectl.errors import InputError
 from mattectl.evaluation import bench as benchmark
+from mattectl.evaluation import daemon_bench
 from mattectl.evaluation.dataset import load_rgb
 from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import choose_models, find_photos
 from mattectl.fsutil import write_file
-from mattectl.rules.probe import PROBE_MODELS
 
 
 def _thread_counts(text: str | None) -> tuple[int, ...]:
@@ -59,6 +62,49 @@ def _latency_table(results: list[benchmark.BenchResult]) -> Table:
     return table
 
 
+def _bench_daemon(settings: Settings, backend: list[str] | None, images: Path | None,
+                  sizes: str, count: int, rounds: int, workers: int, clean_edges: bool,
+                  json_out: Path | None) -> None:
+    models = ModelCache(settings.models, settings.models_dir)
+    (name,) = choose_models(models, (backend or ["u2netp"])[:1])
+    options = daemon_bench.DaemonBenchOptions(name, rounds, workers, clean_edges=clean_edges)
+    with tempfile.TemporaryDirectory(prefix="mattectl-bench-photos-") as tmp:
+        photos = find_photos(images) if images else []
+        if images and len(photos) < 2:
+            raise InputError(f"{images}: the daemon benchmark needs at least two photos")
+        if not photos:
+            size = benchmark.parse_sizes(sizes)[0]
+            for i, data in enumerate(benchmark.make_inputs(size, max(count, 2))):
+                photos.append(Path(tmp) / f"synthetic-{i:03d}.jpg")
+                photos[-1].write_bytes(data)
+
+        def progress(i: int, r: daemon_bench.Round) -> None:
+            err_console.print(
+                f"round {i + 1}: bare loop {len(photos) / r.bare_s:.2f} img/s, daemon "
+                f"{len(photos) / r.drop_to_last_s:.2f} img/s, ratio {r.ratio:.2f}",
+                highlight=False)
+
+        err_console.print(f"the daemon ({workers} workers) against a bare {name} loop, "
+                          f"{len(photos)} photos, {rounds} round(s)", highlight=False)
+        result = daemon_bench.run(photos, settings.models, settings.models_dir, options,
+                                  progress)
+    data = result.to_json()
+    table = Table(title="the daemon, drop to last cutout, against a bare model loop")
+    for column in ("photos", "bare img/s", "daemon img/s", "ratio (median)", "per round"):
+        table.add_column(column, justify="right")
+    table.add_row(str(result.photos), f"{data['bare_img_per_s']:.2f}",
+                  f"{data['daemon_img_per_s']:.2f}", f"{result.ratio:.2f}",
+                  " ".join(f"{r:.2f}" for r in data["ratio_per_round"]))
+    console.print(table)
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in data["median_stage_ms"].items())
+    cpu = data["cpu_ms_per_photo"]
+    console.print(f"job log stage p50, ms: {stages}\nCPU ms per photo: daemon "
+                  f"{cpu['daemon_cpu_s']:.0f} + its model {cpu['inference_cpu_s']:.0f}; bare "
+                  f"loop's model {cpu['bare_cpu_s']:.0f}", highlight=False)
+    if json_out:
+        write_file(json_out, json.dumps(data, indent=1).encode(), "overwrite")
+
+
 def _throughput_table(results: list[benchmark.BenchResult]) -> Table:
     table = Table(title="throughput, images/s (median of rounds)")
     table.add_column("backend size batch")
@@ -95,10 +141,19 @@ def bench(
     = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report with a plot.")]
     = None,
+    daemon: Annotated[bool, typer.Option(
+        "--daemon", help="Measure the real daemon instead: drop --count photos (yours with "
+        "--images, else synthetic at the first --sizes) into a `mattectl run` with this "
+        "config's models, against a bare loop over the model, --rounds times.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="With --daemon: daemon.workers.")] = 2,
     config: ConfigOption = None,
 ) -> None:
     """Measure latency per stage and model-alone vs whole-pipeline throughput."""
     settings = load_settings_or_defaults(config)
+    if daemon:
+        _bench_daemon(settings, backend, images, sizes, count, rounds, workers, clean_edges,
+                      json_out)
+        return
     models = ModelCache(settings.models, settings.models_dir)
     thread_counts = _thread_counts(threads)
     size_list = benchmark.parse_sizes(sizes)
@@ -115,7 +170,7 @@ def bench(
         for name in names:
             err_console.print(f"measuring {name} at {size.label} ({size.width}x{size.height})",
                               highlight=False)
-            results += benchmark.bench(models.get(name), size, inputs, plan, prober)
+            results += benchmark.bench(models, name, size, inputs, plan, prober)
     models.unload_all()
     console.print(_latency_table(results))
     console.print(_throughput_table(results))

@@ -19,7 +19,8 @@ from mattectl.evaluation.presets import PresetMatter
 from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import ImageResult, choose_models, evaluate, find_samples
 from mattectl.fsutil import write_file
-from mattectl.rules.planner import RulePlanner
+from mattectl.matting.pipeline import PhotoPipeline
+from mattectl.matting.planner import RulePlanner
 
 
 def _keys(region: Region) -> list[str]:
@@ -57,6 +58,14 @@ def _means_table(title: str, rows: dict[str, dict[str, float]], region: Region) 
     return table
 
 
+def _save_cutouts(folder: Path, result: ImageResult, matters: dict[str, Any]) -> None:
+    for matter in matters.values():
+        cutout = getattr(matter, "last_cutout", None)
+        if cutout is not None and not result.error:
+            target = folder / f"preset-{matter.preset}" / f"{result.sample.name}.{cutout.extension}"
+            write_file(target, cutout.data, "overwrite")
+
+
 def _legend() -> str:
     lines = ["regions: image = every pixel; band = truth strictly between 0 and 1 (n/a: empty)"]
     lines += [f"{info.label}: {info.unit}" for info in METRICS.values()]
@@ -73,6 +82,9 @@ def eval_command(
         "--preset", "-p", help="Rules preset to evaluate as the daemon would run it, each "
         "photo through the model its rules choose (repeat for several).")] = None,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    cutouts: Annotated[Path | None, typer.Option(
+        help="Write each preset's cutouts here (DIR/preset-NAME/PHOTO.png), the files a folder "
+        "with that preset writes.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
     = None,
     config: ConfigOption = None,
@@ -84,18 +96,24 @@ def eval_command(
     if backend or not preset:
         backends.update({name: models.get(name) for name in choose_models(models, backend)})
     if preset:
-        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo=None)
+        planner = RulePlanner.create(models, settings.daemon.rules_dir)
+        pipeline = PhotoPipeline(models, max_pixels=settings.daemon.max_pixels,
+                                 min_side=settings.daemon.min_side, planner=planner)
         for name in preset:
             planner.presets.get(name)  # an unknown or invalid preset fails here, by name
-            matter = PresetMatter(planner, name)
+            matter = PresetMatter(pipeline, name)
             backends[matter.name] = matter
     names = list(backends)
     samples = find_samples(images, alphas)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with closing_models(models), Progress(*columns, console=err_console) as progress:
         task = progress.add_task("evaluating", total=len(samples))
-        results = evaluate(samples, backends,
-                           progress=lambda result: progress.advance(task))
+        def done(result: ImageResult) -> None:
+            if cutouts is not None:
+                _save_cutouts(cutouts, result, backends)
+            progress.advance(task)
+
+        results = evaluate(samples, backends, progress=done)
         devices = {name: b.device or "?" for name, b in backends.items()}
 
     means = {b: summary.mean_scores(results, b) for b in names}

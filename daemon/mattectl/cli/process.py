@@ -1,4 +1,5 @@
-"""`mattectl process`: a one-shot batch over files or folders through the daemon's pipeline."""
+"""`mattectl process`: a one-shot batch over files or folders through the daemon's own path:
+the folder's model or rules, its naming and output settings, the same cutout bytes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path, PurePath
 from typing import Annotated
 
@@ -14,11 +16,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
-from mattectl.config import DEFAULT_EXTENSIONS
-from mattectl.errors import ExitCode, MattectlError, ModelUnavailableError
-from mattectl.imageio.options import OutputFormat, OutputOptions
-from mattectl.jobs.flood import MattingStages, Photo, Written
-from mattectl.jobs.stages import Outcome, StagedPipeline
+from mattectl.config import DEFAULT_EXTENSIONS, Settings, WatchConfig
+from mattectl.errors import ExitCode, InputError, MattectlError, ModelUnavailableError
+from mattectl.imageio.options import OutputFormat
+from mattectl.matting.naming import output_path
+from mattectl.matting.pipeline import Cutout, Photo, PhotoPipeline, PhotoStages, Recipe
+from mattectl.matting.planner import RulePlanner
+from mattectl.matting.publish import publish_cutout
+from mattectl.matting.stages import Outcome, StagedPipeline
+from mattectl.store.repository import JobRepository
 from mattectl.watch.filters import ignore_reason
 
 logger = logging.getLogger(__name__)
@@ -38,42 +44,95 @@ def collect_inputs(paths: list[Path]) -> Iterator[tuple[Path, PurePath]]:
             yield path, PurePath(path.name)
 
 
+def _folder(settings: Settings, name: str | None) -> WatchConfig | None:
+    if name is None:
+        return settings.watch[0] if settings.watch else None
+    for watch in settings.watch:
+        if watch.name == name:
+            return watch
+    known = ", ".join(w.name for w in settings.watch) or "none"
+    raise InputError(f"no [[watch]] folder named '{name}' in the config (folders: {known})")
+
+
+def _planner(settings: Settings, models: ModelCache) -> RulePlanner:
+    """The daemon's planner, with the latencies its job log has learned when there is one, so
+    that a latency budget decides as it would in the daemon."""
+    samples: list = []
+    if settings.database_path.exists():
+        repo = JobRepository.open(settings.database_path, writer=False)
+        try:
+            samples = repo.recent_inference(2000)
+        finally:
+            repo.close()
+    return RulePlanner.create(models, settings.daemon.rules_dir,
+                              lambda limit: samples[:limit])
+
+
+def _check_available(recipe: Recipe, models: ModelCache, planner: RulePlanner) -> None:
+    if recipe.rules is not None:
+        problem = planner.folder_problem(recipe.rules.preset)
+        if problem is not None:
+            raise ModelUnavailableError(problem)
+        return
+    found = models.availability(recipe.model)
+    if not found.ok:
+        raise ModelUnavailableError(found.reason)
+
+
+def _decision_line(photo: Photo, cutout: Cutout) -> str:
+    decision = cutout.decision or {}
+    crop = " on a crop" if decision.get("crop") else ""
+    rule = decision.get("rule") or "last resort"
+    return f"{photo.name}: {cutout.model}{crop} (rule {rule}: {decision.get('why', '')})"
+
+
 def process(
     paths: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the cutouts.")],
-    model: Annotated[str | None, typer.Option("--model", "-m",
-                                              help="Model [default: first folder's, or u2netp]")]
-    = None,
+    folder: Annotated[str | None, typer.Option(
+        "--folder", help="Process as this [[watch]] folder of the config does (its model or "
+        "rules, naming and output settings) [default: the first folder]")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="A fixed model instead of the folder's model or rules")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing cutouts.")] = False,
-    batch: Annotated[int, typer.Option(min=1, help="Photos per inference call (a GPU likes "
-                                       "4-16).")] = 1,
+    batch: Annotated[int, typer.Option(min=1, help="Photos per inference call for a fixed "
+                                       "model (a GPU likes 4-16).")] = 1,
     output_format: Annotated[OutputFormat | None, typer.Option(
-        "--format", "-f", help="Output format [default: first folder's, or png]")] = None,
+        "--format", "-f", help="Output format [default: the folder's, or png]")] = None,
     trim: Annotated[bool | None, typer.Option(
-        help="Crop to the subject [default: first folder's, or no]")] = None,
+        help="Crop to the subject [default: the folder's, or no]")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Cut out every photo now, without the daemon; exit 1 if any photo failed.
+    """Cut out every photo now, as the daemon would, without the daemon; exit 1 if any failed.
 
-    Reading and decoding the next photos and encoding and writing the last ones run on worker
-    threads while the model works, so a folder goes through at close to the model's own speed.
+    Each photo takes the daemon's path (the folder's model, or its rules deciding per photo,
+    then its naming under --out). Reading and decoding the next photos and encoding the last
+    ones run on worker threads while the model works.
     """
     settings = load_settings_or_defaults(config)
-    model = model or (settings.watch[0].model if settings.watch else "u2netp")
-    options = settings.watch[0].output_options if settings.watch else OutputOptions()
-    options = replace(options, format=output_format or options.format,
-                      trim=options.trim if trim is None else trim)
+    watch = _folder(settings, folder)
+    recipe = Recipe.of(watch) if watch is not None else Recipe()
+    if model is not None:
+        recipe = replace(recipe, model=model, rules=None)
+    recipe = replace(recipe, options=replace(
+        recipe.options, format=output_format or recipe.options.format,
+        trim=recipe.options.trim if trim is None else trim))
     models = ModelCache(settings.models, settings.models_dir)
-    found = models.availability(model)
-    if not found.ok:
-        raise ModelUnavailableError(found.reason)
-    backend = models.get(model)
-    backend.load()
-    stages = MattingStages(backend, max_pixels=settings.daemon.max_pixels,
-                           min_side=settings.daemon.min_side,
-                           collision="overwrite" if overwrite else "suffix", options=options)
-    photos = [Photo(str(rel), path=path, target=out / rel.with_suffix(f".{options.extension}"))
-              for path, rel in collect_inputs(paths)]
+    planner = _planner(settings, models)
+    _check_available(recipe, models, planner)
+    pipeline = PhotoPipeline(models, max_pixels=settings.daemon.max_pixels,
+                             min_side=settings.daemon.min_side, planner=planner)
+    policy = "overwrite" if overwrite else "suffix"
+    naming = watch.model_copy(update={"output": out}) if watch is not None else None
+
+    def deliver(photo: Photo, cutout: Cutout) -> Cutout:
+        rel = PurePath(photo.name)
+        target = (output_path(naming, photo.name, cutout.model, date.today(), cutout.options)
+                  if naming is not None else out / rel.with_suffix(f".{cutout.extension}"))
+        publish_cutout(cutout.data, target, root=out, policy=policy, name=photo.name)
+        return cutout
+
+    photos = [Photo(rel.as_posix(), path=path) for path, rel in collect_inputs(paths)]
     failures: list[tuple[Photo, str]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
@@ -81,7 +140,7 @@ def process(
     with Progress(*columns, console=err_console) as progress, closing_models(models):
         task = progress.add_task("matting", total=len(photos))
 
-        def done(outcome: Outcome[Photo, Written]) -> None:
+        def done(outcome: Outcome[Photo, Cutout]) -> None:
             error = outcome.error
             if isinstance(error, MattectlError):
                 failures.append((outcome.item, str(error)))
@@ -89,11 +148,15 @@ def process(
                 logger.error("%s: unexpected error", outcome.item.name, exc_info=error)
                 failures.append((outcome.item, f"internal error: {type(error).__name__}: "
                                                f"{error}"))
+            elif outcome.result is not None and recipe.rules is not None:
+                console.print(_decision_line(outcome.item, outcome.result), highlight=False,
+                              markup=False)
             progress.update(task, advance=1, description=outcome.item.name)
 
-        with StagedPipeline(stages, done, batch=batch) as pipeline:
+        stages = PhotoStages(pipeline, recipe, deliver)
+        with StagedPipeline(stages, done, batch=batch) as staged:
             for photo in photos:
-                pipeline.submit(photo)
+                staged.submit(photo)
     written = len(photos) - len(failures)
     console.print(f"{written} cutout(s) written to {out}, {len(failures)} failed", highlight=False)
     for photo, why in failures:

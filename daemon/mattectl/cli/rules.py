@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from mattectl.backends.cache import ModelCache, closing_models
+from mattectl.checks import load_preset  # model names checked against the catalog
 from mattectl.cli.common import (
     ConfigOption,
     JsonOption,
@@ -19,8 +20,8 @@ from mattectl.cli.common import (
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import ConfigError, ExitCode
 from mattectl.imageio.read import decode
-from mattectl.rules.planner import FolderRules, RulePlanner
-from mattectl.rules.presets import find_presets, load_preset, preset_dirs
+from mattectl.matting.planner import FolderRules, RulePlanner
+from mattectl.rules.presets import find_presets, preset_dirs
 from mattectl.rules.report import describe
 from mattectl.store.repository import JobRepository
 
@@ -110,7 +111,8 @@ def explain(
     decoded = decode(image.read_bytes(), name=str(image), max_pixels=settings.daemon.max_pixels)
     models = ModelCache(settings.models, settings.models_dir)
     repo = _job_log(settings)
-    planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
+    planner = RulePlanner.create(models, settings.daemon.rules_dir,
+                                 repo.recent_inference if repo is not None else None)
     try:
         with closing_models(models):
             record = planner.explain(decoded.rgb, rules, _rel_path(image, watch)).record()

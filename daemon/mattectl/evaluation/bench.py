@@ -8,7 +8,10 @@ machine slows them alike; each figure is the median over the rounds:
   post-processing, nothing else);
 - ``sequential``: read, decode, predict, refine, encode and write one photo after another
   (what the daemon did before the staged pipeline); its per-stage times are the latencies shown;
-- ``pipeline``: the same steps in a :class:`~mattectl.jobs.stages.StagedPipeline`.
+- ``pipeline``: the same steps in a :class:`~mattectl.matting.stages.StagedPipeline`.
+
+Every step is :class:`~mattectl.matting.pipeline.PhotoPipeline`'s, the path the daemon's
+workers run; ``daemon_bench`` (``mattectl bench --daemon``) measures the daemon itself.
 
 The subject probe (:data:`STAGE_NOTES` says what each stage covers) is timed in a pass of its
 own over the decoded photos, in every round just before the sequential run: a folder with rules
@@ -36,14 +39,15 @@ import numpy as np
 
 from mattectl.backends.base import MattingBackend
 from mattectl.backends.cache import ModelCache
+from mattectl.backends.probe import PROBE_MODELS, probe
 from mattectl.backends.u2net_processing import Resample
 from mattectl.errors import InputError
 from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.preview import cover, encode_jpeg
 from mattectl.imageio.read import decode
-from mattectl.jobs.flood import MattingStages, Photo
-from mattectl.jobs.stages import run_all
-from mattectl.rules.probe import PROBE_MODELS, run_probe
+from mattectl.matting.pipeline import Cutout, Photo, PhotoPipeline, PhotoStages, Recipe
+from mattectl.matting.publish import publish_cutout
+from mattectl.matting.stages import run_all
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ STAGES = ("decode", "probe", "inference", "refinement", "encode")
 STAGE_NOTES = {
     "decode": "the JPEG decoded to RGB (orientation and colour applied)",
     "probe": "the rules engine's subject probe as a folder with rules runs it before the chosen "
-             "model (rules.probe.run_probe): the photo squashed to 320x320, one pass of the "
+             "model (backends.probe.probe): the photo squashed to 320x320, one pass of the "
              "probe model (the first of u2netp, u2net, u2net_human_seg installed), the "
              "subject's share and box; timed in a pass of its own. When the decision is the "
              "probe model on the whole frame, the daemon reuses the probe's mask instead of "
@@ -207,30 +211,46 @@ def model_alone(backend: MattingBackend, images: Sequence[np.ndarray], batch: in
     return _ips(len(images), start)
 
 
-def sequential(stages: MattingStages, photos: Sequence[Photo]
+@dataclass(frozen=True)
+class Course:
+    """The daemon's path for one model, and where the bench writes its cutouts."""
+
+    pipeline: PhotoPipeline
+    recipe: Recipe
+    out: Path
+
+    def write(self, photo: Photo, cutout: Cutout) -> Path | None:
+        target = self.out / Path(photo.name).with_suffix(f".{cutout.extension}")
+        return publish_cutout(cutout.data, target, root=self.out, policy="overwrite",
+                              name=photo.name)
+
+
+def sequential(course: Course, photos: Sequence[Photo]
                ) -> tuple[float, dict[str, list[float]]]:
     """Images/s, and milliseconds per photo of decode, inference, refinement and encode."""
     times: dict[str, list[float]] = {"decode": [], "inference": [], "refinement": [],
                                      "encode": []}
+    pipeline, recipe = course.pipeline, course.recipe
     start = time.perf_counter()
     for photo in photos:
         t0 = time.perf_counter()
-        image = stages.decode(photo)
+        decoded = pipeline.decode(photo)
         t1 = time.perf_counter()
-        (alpha,) = stages.infer([image])
+        matte = pipeline.matte(decoded, photo.name, recipe)
         t2 = time.perf_counter()
-        cut = stages.refine(image, alpha)
+        cutout = pipeline.finish(decoded, matte, recipe)
+        course.write(photo, cutout)
         t3 = time.perf_counter()
-        stages.write(photo, image, cut)
-        t4 = time.perf_counter()
-        for name, ms in zip(times, np.diff([t0, t1, t2, t3, t4]) * 1e3, strict=True):
-            times[name].append(float(ms))
+        times["decode"].append((t1 - t0) * 1e3)
+        times["inference"].append((t2 - t1) * 1e3)
+        times["refinement"].append(cutout.refine_ms)
+        times["encode"].append((t3 - t2) * 1e3 - cutout.refine_ms)
     return _ips(len(photos), start), times
 
 
 @dataclass(frozen=True)
 class Prober:
-    """The subject probe as :class:`~mattectl.rules.planner.RulePlanner` runs it."""
+    """The subject probe as :class:`~mattectl.matting.planner.RulePlanner` runs it."""
 
     backend: MattingBackend
     resample: Resample
@@ -247,13 +267,14 @@ class Prober:
         out = []
         for rgb in images:
             start = time.perf_counter()
-            run_probe(self.backend, rgb, self.resample)
+            probe(self.backend, rgb, self.resample)
             out.append((time.perf_counter() - start) * 1e3)
         return out
 
 
-def pipelined(stages: MattingStages, photos: Sequence[Photo], *, batch: int,
+def pipelined(course: Course, photos: Sequence[Photo], *, batch: int,
               decode_workers: int, encode_workers: int) -> float:
+    stages = PhotoStages(course.pipeline, course.recipe, course.write)
     start = time.perf_counter()
     outcomes = run_all(stages, photos, batch=batch, decode_workers=decode_workers,
                        encode_workers=encode_workers)
@@ -283,17 +304,17 @@ class _Runs:
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
 
 
-def _round(backend: MattingBackend, stages: MattingStages, images: Sequence[np.ndarray],
+def _round(backend: MattingBackend, course: Course, images: Sequence[np.ndarray],
            photos: Sequence[Photo], options: BenchOptions, runs: _Runs,
            prober: Prober | None) -> None:
     runs.model.append(model_alone(backend, images, options.batch))
     if prober is not None:
         runs.stage_ms["probe"] += prober.times(images)
-    ips, times = sequential(stages, photos)
+    ips, times = sequential(course, photos)
     runs.sequential.append(ips)
     for name, values in times.items():
         runs.stage_ms[name] += values
-    runs.pipeline.append(pipelined(stages, photos, batch=options.batch,
+    runs.pipeline.append(pipelined(course, photos, batch=options.batch,
                                    decode_workers=options.decode_workers,
                                    encode_workers=options.encode_workers))
 
@@ -302,12 +323,13 @@ def _stage_stats(stage_ms: dict[str, list[float]]) -> dict[str, Percentiles | No
     return {name: percentiles(stage_ms[name]) if stage_ms[name] else None for name in STAGES}
 
 
-def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
+def bench(models: ModelCache, name: str, size: Size, inputs: Sequence[bytes],
           options: BenchOptions, prober: Prober | None = None) -> list[BenchResult]:
     """Measure one backend at one size on ``inputs`` (encoded photos of that size): one result
     per thread setting, the settings alternating inside every round so that they meet the same
     load. With ``prober``, the subject probe is timed too. Raises :class:`InputError` when the
     backend cannot change its thread count."""
+    backend = models.get(name)
     backend.load()
     images = [decode(d, name=f"bench-{i}", max_pixels=MAX_PIXELS).rgb
               for i, d in enumerate(inputs)]
@@ -317,18 +339,18 @@ def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
         prober.times(images[:1])  # warm-up: a probe model other than the backend's first call
     reset_peak_rss()
     backend.reset_peak_memory()
-    stages = MattingStages(backend, max_pixels=MAX_PIXELS, collision="overwrite",
-                           options=OutputOptions(clean_edges=options.clean_edges))
+    pipeline = PhotoPipeline(models, max_pixels=MAX_PIXELS)
+    recipe = Recipe(name, options=OutputOptions(clean_edges=options.clean_edges))
     settings: tuple[int | None, ...] = options.threads or (None,)
     runs = {threads: _Runs() for threads in settings}
     with tempfile.TemporaryDirectory(prefix="mattectl-bench-") as tmp:
-        photos = [Photo(f"bench-{i}.jpg", data=d, target=Path(tmp) / f"bench-{i}.png")
-                  for i, d in enumerate(inputs)]
+        course = Course(pipeline, recipe, Path(tmp))
+        photos = [Photo(f"bench-{i}.jpg", data=d) for i, d in enumerate(inputs)]
         for r in range(options.rounds):
             for threads in settings:
                 if threads is not None and not backend.set_threads(threads):
                     raise InputError(f"{backend.name} cannot change its thread count")
-                _round(backend, stages, images, photos, options, runs[threads], prober)
+                _round(backend, course, images, photos, options, runs[threads], prober)
                 logger.info("%s %s threads %s round %d: model %.2f, sequential %.2f, "
                             "pipeline %.2f img/s", backend.name, size.label, threads, r + 1,
                             runs[threads].model[-1], runs[threads].sequential[-1],

@@ -33,7 +33,9 @@ PREVIEW_SIDE = 360
 
 
 class Matter(Protocol):
-    """What evaluation needs of a model: a backend, or a rules preset (evaluation.presets)."""
+    """What evaluation needs of a model: a backend's ``predict`` on the decoded photo, or (a
+    rules preset, see evaluation.presets) ``predict_file`` on the photo's file, which then
+    takes the daemon's whole path."""
 
     def predict(self, rgb: np.ndarray) -> np.ndarray: ...
 
@@ -156,11 +158,15 @@ class _PreviewMaker:
         return Previews(encode_jpeg(self.photo), encode_jpeg(truth), self.cutouts, self.heat)
 
 
-def _score(backend: Matter, rgb: np.ndarray,
+def _score(backend: Matter, sample: Sample, rgb: np.ndarray,
            truth: np.ndarray) -> tuple[Score, np.ndarray | None]:
     start = time.perf_counter()
+    whole_path = getattr(backend, "predict_file", None)
     try:
-        alpha = backend.predict(rgb)
+        if whole_path is not None:
+            alpha = whole_path(sample.image.read_bytes(), sample.image.name)
+        else:
+            alpha = backend.predict(rgb)
     except MattectlError as exc:
         return Score({}, 0.0, str(exc), getattr(backend, "last_rule", None)), None
     elapsed = (time.perf_counter() - start) * 1000
@@ -177,7 +183,7 @@ def evaluate_one(sample: Sample, backends: Mapping[str, Matter],
     previews = _PreviewMaker(rgb, truth, preview_side)
     scores = {}
     for name, backend in backends.items():
-        scores[name], alpha = _score(backend, rgb, truth)
+        scores[name], alpha = _score(backend, sample, rgb, truth)
         if alpha is not None:
             previews.add(name, alpha)
     return ImageResult(sample, rgb.shape[1], rgb.shape[0], scores, previews.done())

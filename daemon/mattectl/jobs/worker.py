@@ -23,23 +23,22 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.exc import OperationalError
-
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import (
     BackendError,
     InputChangedError,
     InputError,
     InvalidTransitionError,
+    JobLogUnavailableError,
     ModelUnavailableError,
     OutputError,
+    RuleBlockedError,
 )
-from mattectl.fsutil import inside, write_file
 from mattectl.jobs.disposition import move_original
-from mattectl.jobs.naming import output_path
-from mattectl.jobs.pipeline import Cutout, MattingPipeline
-from mattectl.jobs.stages import ms_since
-from mattectl.rules.planner import FolderRules, RuleBlockedError
+from mattectl.matting.naming import output_path
+from mattectl.matting.pipeline import Cutout, Photo, PhotoPipeline, Recipe
+from mattectl.matting.publish import publish_cutout
+from mattectl.matting.stages import ms_since
 from mattectl.store.repository import Job, JobRepository, JobResult
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class JobWorker:
         self,
         worker_id: str,
         repo: JobRepository,
-        pipeline: MattingPipeline,
+        pipeline: PhotoPipeline,
         settings: Settings,
         *,
         folders: Callable[[], Collection[str]],
@@ -99,9 +98,9 @@ class JobWorker:
         while not self._stop.is_set():
             try:
                 job = self.run_once()
-            except OperationalError as exc:
+            except JobLogUnavailableError as exc:
                 logger.warning("worker %s: job log unavailable (%s); waiting", self.worker_id,
-                               exc.orig)
+                               exc.reason)
                 job = None
                 self._stop.wait(1.0)
             except Exception:
@@ -135,10 +134,10 @@ class JobWorker:
         while True:
             try:
                 return write()
-            except OperationalError as exc:
+            except JobLogUnavailableError as exc:
                 if self._stop.is_set():
                     raise
-                logger.warning("job log busy (%s); retrying in %.1f s", exc.orig, delay)
+                logger.warning("job log busy (%s); retrying in %.1f s", exc.reason, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -148,12 +147,11 @@ class JobWorker:
             return self._fail(job, None, f"folder '{job.folder}' is no longer configured",
                               JobResult())
         started = time.perf_counter()
-        rules = FolderRules.of(watch)
-        result = JobResult(model=None if rules else watch.model, db_ms=db_ms)
+        recipe = Recipe.of(watch)
+        result = JobResult(model=None if recipe.rules else watch.model, db_ms=db_ms)
         try:
-            data = self._read_input(job)
-            cutout = self.pipeline.run(data, name=job.rel_path, model=watch.model,
-                                       options=watch.output_options, rules=rules)
+            photo = Photo(job.rel_path, self._read_input(job))
+            cutout = self.pipeline.run(photo, recipe)
             result = replace(result, model=cutout.model, device=cutout.device,
                              width=cutout.width, height=cutout.height,
                              decode_ms=cutout.decode_ms, inference_ms=cutout.inference_ms,
@@ -210,18 +208,10 @@ class JobWorker:
                 and previous.suffix == target.suffix and previous.exists():
             # Recorded by an earlier attempt of this very job (a crash, or `jobs retry`).
             target, policy = previous, "overwrite"
-        try:
-            # Checked before mkdir too, so that a symbolic link in the output tree cannot make
-            # us create folders elsewhere; and after, for a link made in between.
-            for _check in ("before", "after"):
-                if not inside(target.parent, watch.output):
-                    raise InputError(f"{job.rel_path}: {target.parent} leads outside "
-                                     f"{watch.output} (a symbolic link?)")
-                target.parent.mkdir(parents=True, exist_ok=True)
-            written = write_file(target, cutout.data, policy, before=lambda path: self._persist(
+        written = publish_cutout(
+            cutout.data, target, root=watch.output, policy=policy, name=job.rel_path,
+            before=lambda path: self._persist(
                 lambda: self.repo.record_output(job.id, self.worker_id, path)))
-        except OSError as exc:
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
         if written is None:
             return None, f"skipped: {target} already exists (on_collision = 'skip')"
         return written, None

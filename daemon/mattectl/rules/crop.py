@@ -1,13 +1,12 @@
-"""Crop to the subject: the box to matte, and pasting its alpha back into the full frame.
+"""Crop to the subject: the box to matte (cutting it out and pasting its alpha back is the
+matting path's work, ``mattectl.matting.planner``).
 
-Pure numpy. U²-Net sees every input squashed to 320x320, so a person filling a twentieth of
+U²-Net sees every input squashed to 320x320, so a person filling a twentieth of
 the frame gets a few dozen pixels of the network's input; matting a crop around them gives the
 network the whole input for the person.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from mattectl.rules.facts import Box
 
@@ -26,17 +25,3 @@ def crop_box(subject: Box, width: int, height: int, margin: float) -> Box | None
     if box.width <= 0 or box.height <= 0 or box.area > MAX_CROP_SHARE * width * height:
         return None
     return box
-
-
-def cut(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """The crop of an ``HxWx3`` image, as a contiguous array (what backends expect)."""
-    return np.ascontiguousarray(rgb[box.y0:box.y1, box.x0:box.x1])
-
-
-def paste_alpha(alpha: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
-    """The crop's alpha placed into a transparent ``height x width`` float32 frame."""
-    if alpha.shape != (box.height, box.width):
-        raise ValueError(f"alpha {alpha.shape} does not fit box {box}")
-    full = np.zeros((height, width), dtype=np.float32)
-    full[box.y0:box.y1, box.x0:box.x1] = alpha
-    return full

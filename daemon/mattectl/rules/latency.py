@@ -1,22 +1,18 @@
-"""Expected inference time per model, device and image size class, learned from the job log.
+"""Expected inference time per model, device and image size class, from measured jobs.
 
-Each estimate is the median of the most recent measured jobs of its group (model, device, size
-class); until a group has ``min_samples`` jobs, a prior stands in. The priors are rough figures
-measured on these machines (U²-Net, CPU) or guessed (GPU, BSHM); a few jobs replace them.
+Pure: the caller hands in the samples (the daemon reads them from its job log, see
+``mattectl.matting.latency``). Each estimate is the median of the most recent measured jobs of
+its group (model, device, size class); until a group has ``min_samples`` jobs, a prior stands
+in. The priors are rough figures measured on these machines (U²-Net, CPU) or guessed (GPU,
+BSHM); a few jobs replace them.
 """
 
 from __future__ import annotations
 
-import logging
 import statistics
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-from mattectl.store.repository import InferenceSample, JobRepository
-
-logger = logging.getLogger(__name__)
+from typing import Protocol
 
 # (upper bound in megapixels, label); U²-Net's cost barely depends on size (it sees 320x320),
 # BSHM's grows with the pixel count.
@@ -64,10 +60,25 @@ class Estimate:
     source: str  # e.g. "median of 12 jobs (cpu, 1-4 MP)" or "prior (cpu)"
 
 
+class Sample(Protocol):
+    """One measured job, as the job log keeps it."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def device(self) -> str | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def inference_ms(self) -> float | None: ...
+
+
 class LatencyModel:
     """Estimates from a fixed list of samples (newest first, as the repository returns them)."""
 
-    def __init__(self, samples: Iterable[InferenceSample], *, window: int = 20,
+    def __init__(self, samples: Iterable[Sample], *, window: int = 20,
                  min_samples: int = 3) -> None:
         self.min_samples = min_samples
         self._groups: dict[tuple[str, str, str], list[float]] = {}
@@ -87,28 +98,3 @@ class LatencyModel:
         kind = device_kind(device)
         prior = PRIORS.get((model, kind), UNKNOWN_PRIOR)
         return Estimate(prior.at(megapixels), f"prior ({kind}; {len(measured)} jobs so far)")
-
-
-class LatencyTracker:
-    """A :class:`LatencyModel` rebuilt from the job log at most every ``refresh_s`` seconds, so
-    deciding costs no query per photo. Thread-safe; the clock is injectable for tests."""
-
-    def __init__(self, repo: JobRepository | None, *, refresh_s: float = 30.0,
-                 limit: int = 2000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.repo = repo
-        self.refresh_s = refresh_s
-        self.limit = limit
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._model: LatencyModel | None = None
-        self._built_at = 0.0
-
-    def current(self) -> LatencyModel:
-        with self._lock:
-            now = self._clock()
-            if self._model is None or now - self._built_at >= self.refresh_s:
-                samples = self.repo.recent_inference(self.limit) if self.repo else []
-                self._model = LatencyModel(samples)
-                self._built_at = now
-                logger.debug("latency model rebuilt from %d job(s)", len(samples))
-            return self._model

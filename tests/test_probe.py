@@ -1,4 +1,5 @@
-"""The subject probe: real u2netp on real photos, and the pure mask-to-subject step."""
+"""The U²-Net backend's subject probe: real u2netp on real photos, and the pure mask-to-subject
+step."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import pytest
 from PIL import Image
 
 from mattectl.backends.cache import ModelCache
+from mattectl.backends.probe import expand, probe, shrink, subject_of
 from mattectl.config import ModelsConfig
-from mattectl.rules.facts import Box
-from mattectl.rules.probe import expand, run_probe, shrink, subject_of
 
 # Picked by looking at them: people seen whole, small in a wide frame...
 FULL_BODY = ["track-runners-hurdles-1280.jpg", "5-mental-skills-of-successful-athletes-image.jpg"]
@@ -35,22 +35,20 @@ def test_subject_of_scales_the_box_and_ignores_specks() -> None:
     mask = np.zeros((320, 320), np.float32)
     mask[80:240, 100:180] = 0.9  # the person
     mask[300:302, 5:7] = 0.8  # a speck: counted in the area, not in the box
-    subject = subject_of(mask, 640, 480)
-    assert subject.box == Box(200, 120, 360, 360)
-    assert subject.fraction == pytest.approx((160 * 80 + 4) / 320**2)
+    fraction, box = subject_of(mask, 640, 480)
+    assert box == (200, 120, 360, 360)
+    assert fraction == pytest.approx((160 * 80 + 4) / 320**2)
 
 
 def test_subject_of_two_people_boxes_both() -> None:
     mask = np.zeros((320, 320), np.float32)
     mask[100:300, 20:60] = 1.0
     mask[120:300, 250:300] = 1.0
-    assert subject_of(mask, 320, 320).box == Box(20, 100, 300, 300)
+    assert subject_of(mask, 320, 320)[1] == (20, 100, 300, 300)
 
 
 def test_subject_of_an_empty_mask() -> None:
-    subject = subject_of(np.zeros((320, 320), np.float32), 100, 100)
-    assert subject.fraction == 0.0
-    assert subject.box is None
+    assert subject_of(np.zeros((320, 320), np.float32), 100, 100) == (0.0, None)
 
 
 def test_shrink_gives_the_network_input_size() -> None:
@@ -61,10 +59,11 @@ def test_shrink_gives_the_network_input_size() -> None:
         assert small.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_full_body_shots_get_smaller_fractions_than_portraits(
         u2netp, human_photos: list[Path]) -> None:
     by_name = {p.name: p for p in human_photos}
-    fractions = {name: run_probe(u2netp, rgb_of(by_name[name]), "official").subject.fraction
+    fractions = {name: probe(u2netp, rgb_of(by_name[name]), "official").fraction
                  for name in FULL_BODY + PORTRAITS}
     assert max(fractions[n] for n in FULL_BODY) < min(fractions[n] for n in PORTRAITS), fractions
     # ...and on the right side of the shipped presets' small-subject threshold.
@@ -72,22 +71,24 @@ def test_full_body_shots_get_smaller_fractions_than_portraits(
     assert all(fractions[n] >= 0.25 for n in PORTRAITS), fractions
 
 
+@pytest.mark.slow
 def test_the_probe_box_holds_the_person(u2netp, human_photos: list[Path]) -> None:
     path = next(p for p in human_photos if p.name == "Two_dancers.jpg")
     rgb = rgb_of(path)
-    subject = run_probe(u2netp, rgb, "official").subject
+    found = probe(u2netp, rgb, "official")
     reference = np.asarray(Image.open(path.parents[1] / "u2net_test_human_images_results"
                                       / f"{path.stem}.png").convert("L")) >= 128
-    box = subject.box
-    assert box is not None
-    inside = reference[box.y0:box.y1, box.x0:box.x1].sum()
+    assert found.box is not None
+    x0, y0, x1, y1 = found.box
+    inside = reference[y0:y1, x0:x1].sum()
     assert inside / reference.sum() > 0.97  # the box misses almost none of the person
 
 
+@pytest.mark.slow
 def test_the_probe_mask_is_the_full_run_of_its_model(u2netp, small_photo: Path) -> None:
     rgb = rgb_of(small_photo)
-    probe = run_probe(u2netp, rgb, "official")
-    reused = expand(probe.mask, rgb.shape[1], rgb.shape[0], "official")
+    found = probe(u2netp, rgb, "official")
+    reused = expand(found.mask, rgb.shape[1], rgb.shape[0], "official")
     full = u2netp.predict(rgb)
     assert reused.shape == full.shape
     assert float(np.abs(reused - full).mean()) < 0.01

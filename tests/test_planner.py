@@ -21,12 +21,13 @@ from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
 from mattectl.config import Settings
 from mattectl.imageio.options import OutputFormat
-from mattectl.jobs.pipeline import MattingPipeline
-from mattectl.jobs.status import JobStatus
 from mattectl.jobs.worker import JobWorker
-from mattectl.rules.planner import RulePlanner
+from mattectl.matting.pipeline import PhotoPipeline
+from mattectl.matting.planner import RulePlanner, cut, paste_alpha
+from mattectl.rules.facts import Box
 from mattectl.rules.report import describe
 from mattectl.store.repository import Job, JobRepository, NewJob
+from mattectl.store.status import JobStatus
 
 from .support import wait_for
 
@@ -53,9 +54,9 @@ def make_worker(repo: JobRepository) -> Iterator[Callable[[Settings], JobWorker]
     def build(settings: Settings) -> JobWorker:
         models = ModelCache(settings.models, settings.models_dir)
         caches.append(models)
-        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo)
-        pipeline = MattingPipeline(models, max_pixels=settings.daemon.max_pixels,
-                                   planner=planner)
+        planner = RulePlanner.create(models, settings.daemon.rules_dir, repo.recent_inference)
+        pipeline = PhotoPipeline(models, max_pixels=settings.daemon.max_pixels,
+                                 planner=planner)
         return JobWorker("test:w0", repo, pipeline, settings,
                          folders=lambda: [w.name for w in settings.watch],
                          wake=threading.Event())
@@ -263,3 +264,18 @@ def test_a_rule_writes_its_own_format_and_background_over_the_folders(
     # Where the subject is opaque the JPEG shows the subject, not the brand colour.
     assert np.abs(flat[solid] - cutout[:, :, :3][solid]).mean() < 4
     assert np.abs(flat[solid] - BRAND).mean() > 40
+
+
+def test_paste_alpha_puts_the_crop_back_and_clears_the_rest() -> None:
+    rgb = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    box = Box(2, 1, 5, 4)
+    piece = cut(rgb, box)
+    assert piece.shape == (3, 3, 3)
+    assert piece.flags["C_CONTIGUOUS"]
+    assert (piece == rgb[1:4, 2:5]).all()
+    full = paste_alpha(np.full((3, 3), 0.5, np.float32), box, 8, 6)
+    assert full.dtype == np.float32
+    assert full.sum() == pytest.approx(9 * 0.5)
+    assert (full[1:4, 2:5] == 0.5).all()
+    with pytest.raises(ValueError, match="does not fit"):
+        paste_alpha(np.zeros((2, 2), np.float32), box, 8, 6)

@@ -1,9 +1,11 @@
-"""The rules engine at work: gather an image's facts, decide, and matte as decided.
+"""The rules at work: gather an image's facts, hand them to the pure ``decide``, and matte as
+decided.
 
-This is the edge where the pure engine meets the models: it runs the probe, asks the model cache
-what is available, reads expected latencies from the job log, and runs the chosen model (on a
-crop, or reusing the probe's mask when the probe already ran that model on the whole frame). A
-model that fails to load is marked unavailable and the decision is taken again without it.
+This is the edge where the pure rules meet the models: it runs the U²-Net backend's subject
+probe, asks the model cache what is available, takes expected latencies from the caller's
+source of measured jobs, and runs the chosen model (on a crop, or reusing the probe's mask when
+the probe already ran that model on the whole frame). A model that fails to load is marked
+unavailable and the decision is taken again without it.
 """
 
 from __future__ import annotations
@@ -18,17 +20,15 @@ import numpy as np
 
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS
+from mattectl.backends.probe import PROBE_MODELS, SubjectProbe, expand, probe
 from mattectl.backends.u2net_processing import Resample
 from mattectl.config import WatchConfig
-from mattectl.errors import BackendError, ConfigError, ModelUnavailableError
-from mattectl.rules.crop import cut, paste_alpha
+from mattectl.errors import BackendError, ConfigError, ModelUnavailableError, RuleBlockedError
+from mattectl.matting.latency import LatencyTracker, SampleSource
 from mattectl.rules.engine import Decision, decide
-from mattectl.rules.facts import Box, ImageFacts, ModelFacts
-from mattectl.rules.latency import LatencyTracker
+from mattectl.rules.facts import Box, ImageFacts, ModelFacts, Subject
 from mattectl.rules.presets import Preset, PresetStore, preset_dirs
-from mattectl.rules.probe import PROBE_MODELS, Probe, expand, run_probe
 from mattectl.rules.schema import RuleOutput
-from mattectl.store.repository import JobRepository
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class FolderRules:
 class Explained:
     preset: Preset
     facts: ImageFacts
-    probe: Probe | None
+    probe: SubjectProbe | None
     decision: Decision
 
     def record(self, *, reused_probe: bool = False) -> dict[str, Any]:
@@ -76,14 +76,6 @@ class Matte:
     output: RuleOutput | None = None  # the deciding rule's output settings, over the folder's
 
 
-class RuleBlockedError(ModelUnavailableError):
-    """A required rule's models cannot run; ``decision`` says which and why."""
-
-    def __init__(self, message: str, decision: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.decision = decision
-
-
 class RulePlanner:
     def __init__(self, models: ModelCache, presets: PresetStore, latency: LatencyTracker) -> None:
         self.models = models
@@ -92,10 +84,10 @@ class RulePlanner:
 
     @classmethod
     def create(cls, models: ModelCache, rules_dir: Path | None,
-               repo: JobRepository | None) -> RulePlanner:
+               samples: SampleSource | None = None) -> RulePlanner:
         """A planner over the presets of ``rules_dir`` (then the shipped ones), learning
-        latencies from ``repo``'s job log (priors only without one)."""
-        return cls(models, PresetStore(preset_dirs(rules_dir)), LatencyTracker(repo))
+        latencies from ``samples`` (the job log's measured jobs; priors only without it)."""
+        return cls(models, PresetStore(preset_dirs(rules_dir), MODELS), LatencyTracker(samples))
 
     @property
     def resample(self) -> Resample:
@@ -107,32 +99,32 @@ class RulePlanner:
         """Facts, decision and trace for one image; runs the probe if the preset needs it,
         and no other model."""
         preset = self.presets.get(rules.preset)
-        probe, note = self._probe(rgb) if preset.ruleset.needs_subject else (
+        found, note = self._probe(rgb) if preset.ruleset.needs_subject else (
             None, f"not probed: preset '{preset.name}' does not look at the subject")
         height, width = rgb.shape[:2]
-        device = self._device(probe)
+        device = self._device(found)
         facts = ImageFacts(
             width=width, height=height, folder=rules.folder, rel_path=rel_path, device=device,
             latency_budget_ms=rules.latency_budget_ms,
-            subject=probe.subject if probe else None, subject_note=note,
-            probe_model=probe.model if probe else None,
+            subject=_subject(found) if found else None, subject_note=note,
+            probe_model=found.model if found else None,
             models=self._model_facts(preset, device, width * height / 1e6))
-        return Explained(preset, facts, probe, decide(facts, preset.ruleset, preset.name))
+        return Explained(preset, facts, found, decide(facts, preset.ruleset, preset.name))
 
-    def _probe(self, rgb: np.ndarray) -> tuple[Probe | None, str]:
+    def _probe(self, rgb: np.ndarray) -> tuple[SubjectProbe | None, str]:
         name = next((m for m in PROBE_MODELS if self.models.availability(m).ok), None)
         if name is None:
             return None, f"no probe model available (tried {', '.join(PROBE_MODELS)})"
         try:
             backend = self.models.get(name)
             backend.load()
-            probe = run_probe(backend, rgb, self.resample)
+            found = probe(backend, rgb, self.resample)
         except (ModelUnavailableError, BackendError) as exc:
             logger.warning("subject probe with %s failed: %s", name, exc)
             return None, f"probe with {name} failed: {exc}"
-        return probe, f"probed with {name} in {probe.ms:.0f} ms"
+        return found, f"probed with {name} in {found.ms:.0f} ms"
 
-    def _device(self, probe: Probe | None) -> str:
+    def _device(self, probe: SubjectProbe | None) -> str:
         """Where models are expected to run: where the probe ran, else where any model is
         loaded, else the configured device ('cpu' until something has run, for 'auto')."""
         loaded = self.models.loaded()
@@ -214,6 +206,24 @@ class RulePlanner:
         return Matte(alpha, decision.model, device, ms, explained.record(reused_probe=reused),
                      _model_side(backend.spec.input_size, decision.crop, width, height),
                      decision.output)
+
+
+def _subject(found: SubjectProbe) -> Subject:
+    return Subject(found.fraction, Box(*found.box) if found.box else None)
+
+
+def cut(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """The crop of an ``HxWx3`` image, as a contiguous array (what backends expect)."""
+    return np.ascontiguousarray(rgb[box.y0:box.y1, box.x0:box.x1])
+
+
+def paste_alpha(alpha: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
+    """The crop's alpha placed into a transparent ``height x width`` float32 frame."""
+    if alpha.shape != (box.height, box.width):
+        raise ValueError(f"alpha {alpha.shape} does not fit box {box}")
+    full = np.zeros((height, width), dtype=np.float32)
+    full[box.y0:box.y1, box.x0:box.x1] = alpha
+    return full
 
 
 def _model_side(input_size: int | None, crop: Box | None, width: int, height: int
