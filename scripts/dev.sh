@@ -2,7 +2,10 @@
 # Development entry point: sets everything up on a fresh clone, then runs the daemon or the tests.
 #   scripts/dev.sh run    set up, then run the daemon on config.example.toml (in/ and out/ here)
 #   scripts/dev.sh test   set up, then run the whole test suite (what CI runs)
+#   scripts/dev.sh test --fast  the edit loop: ruff and the tests not marked slow (no subprocess
+#                         daemons, model processes, floods, fault injection or browser)
 #   scripts/dev.sh setup  only set up
+# Arguments after `test` / `test --fast` go to pytest. pytest collecting no tests is a failure.
 # Env: VENV (default .venv), TORCH_SPEC (default torch==2.13.0, the CPU build on these machines;
 # a GPU workstation sets e.g. TORCH_SPEC=torch to get the CUDA build), PYTHON (default python3).
 set -euo pipefail
@@ -60,14 +63,27 @@ case "${1:-}" in
         exec "$VENV/bin/mattectl" run --config config.example.toml
         ;;
     test)
-        setup
-        system_packages
         shift
+        select=()
+        if [ "${1:-}" = --fast ]; then
+            shift
+            select=(-m "not slow")
+        fi
+        setup
+        # The tests that need the system packages (the browser) are all marked slow.
+        [ ${#select[@]} -gt 0 ] || system_packages
         "$VENV/bin/ruff" check daemon tests
-        exec "$VENV/bin/python" -m pytest "$@"
+        rc=0
+        "$VENV/bin/python" -m pytest ${select[@]+"${select[@]}"} "$@" || rc=$?
+        if [ "$rc" -eq 5 ]; then
+            # pytest's "no tests collected": a wrong path or -k/-m must not pass as green.
+            echo "error: pytest collected no tests (exit code 5)" >&2
+            exit 1
+        fi
+        exit "$rc"
         ;;
     *)
-        sed -n '2,8p' "$0" >&2
+        sed -n '2,10p' "$0" >&2
         exit 2
         ;;
 esac

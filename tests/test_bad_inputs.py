@@ -11,12 +11,16 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from mattectl.jobs.status import JobStatus
+from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
 from .support import AS_ROOT, wait_for
+
+# `mattectl run` in a subprocess: not in the fast lane (scripts/dev.sh test --fast).
+pytestmark = pytest.mark.slow
 
 
 def png_header_claiming(width: int, height: int) -> bytes:

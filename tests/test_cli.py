@@ -31,6 +31,7 @@ def write_config(tmp_path: Path, models: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_process_cuts_out_files_and_folders(tmp_path: Path, shared_models: Path,
                                             human_photos: list[Path]) -> None:
     config = write_config(tmp_path, shared_models)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .clikit import mattectl, write_config
 
 
+@pytest.mark.slow
 def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Path) -> None:
     done = mattectl("bench", "--backend", "u2netp", "--sizes", "480x320", "--count", "2",
                     "--threads", "1,2", "--config", write_config(tmp_path, shared_models),
@@ -48,6 +51,7 @@ def test_bench_measures_stages_and_throughputs(tmp_path: Path, shared_models: Pa
     assert "absent" not in page
 
 
+@pytest.mark.slow
 def test_bench_without_the_probe_says_so(tmp_path: Path, shared_models: Path) -> None:
     done = mattectl("bench", "--backend", "u2netp", "--sizes", "64x48", "--count", "1",
                     "--no-probe", "--no-clean-edges",

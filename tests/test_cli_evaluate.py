@@ -8,11 +8,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from .clikit import mattectl, write_config
 from .evalkit import DATA, write_small_set
 from .support import need
 
 
+@pytest.mark.slow
 def test_eval_scores_the_real_model_and_writes_json_and_report(
         tmp_path: Path, shared_models: Path, chromium: Callable[..., str]) -> None:
     need(DATA)
@@ -63,6 +66,7 @@ def test_eval_refuses_a_model_that_is_not_installed(tmp_path: Path, shared_model
     assert "model 'u2net' is not installed" in done.stderr
 
 
+@pytest.mark.slow
 def test_eval_scores_a_rules_preset_and_names_the_rule_each_photo_took(
         tmp_path: Path, shared_models: Path) -> None:
     need(DATA)

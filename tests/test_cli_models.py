@@ -45,6 +45,7 @@ def listed(config: Path) -> dict[str, dict]:
     return {m["name"]: m for m in json.loads(out)}
 
 
+@pytest.mark.slow
 def test_pull_list_verify(config: Path, server: FileServer) -> None:
     assert listed(config)["u2netp"]["checksum"] == "missing"
     url = f"{server.url}/mirror/u2netp.pth"
@@ -67,6 +68,7 @@ def test_pull_list_verify(config: Path, server: FileServer) -> None:
     assert "u2netp.pth is truncated: 1000 of" in out
 
 
+@pytest.mark.slow
 def test_import_bshm_and_offline_pull_without_cache(config: Path, tmp_path: Path,
                                                     no_network: list[str]) -> None:
     pytest.importorskip("tensorflow")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from .clikit import mattectl, write_config
+
+# `mattectl process` in a subprocess with the real u2netp: not in the fast lane.
+pytestmark = pytest.mark.slow
 
 
 def test_process_writes_every_cutout_and_reports_the_bad_file(

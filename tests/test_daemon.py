@@ -10,13 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from mattectl.fsutil import is_temp
-from mattectl.jobs.status import JobStatus
+from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
 from .support import wait_for
+
+# `mattectl run` in a subprocess: not in the fast lane (scripts/dev.sh test --fast).
+pytestmark = pytest.mark.slow
 
 
 def outputs(root: Path) -> list[Path]:

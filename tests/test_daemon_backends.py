@@ -20,11 +20,14 @@ from mattectl.backends.bshm import BshmBackend
 from mattectl.backends.catalog import MODELS
 from mattectl.imageio.compose import to_uint8
 from mattectl.imageio.read import decode
-from mattectl.jobs.status import JobStatus
+from mattectl.store.status import JobStatus
 
 from . import bshm_graph
 from .daemon_process import DaemonProcess
 from .support import ALLOW_ROOT_TOML, U2NETP_WEIGHTS, children, need, wait_for
+
+# `mattectl run` in a subprocess with two inference processes: not in the fast lane.
+pytestmark = pytest.mark.slow
 
 CONFIG = """
 [daemon]

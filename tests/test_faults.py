@@ -17,12 +17,16 @@ from PIL import Image
 from mattectl.app import Daemon
 from mattectl.config import Settings
 from mattectl.fsutil import is_temp
-from mattectl.jobs.status import JobStatus
 from mattectl.store import engine as store_engine
+from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
 from .support import AS_ROOT, wait_for
 from .tiny_backend import GATE
+
+# Fault injection and floods (a subprocess daemon killed mid-flood, 1000 files, locks held
+# for seconds): not in the fast lane.
+pytestmark = pytest.mark.slow
 
 FINISHED = (JobStatus.DONE, JobStatus.FAILED)
 

@@ -22,6 +22,9 @@ from mattectl.errors import BackendError, ModelUnavailableError
 from . import bshm_graph
 from .support import wait_for
 
+# Each test starts TensorFlow inference processes: not in the fast lane.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("tensorflow")
 
 

@@ -17,6 +17,9 @@ from mattectl.evaluation.runner import Previews, evaluate, find_samples
 from .evalkit import DATA, ColourRuleBackend, write_small_set
 from .support import need
 
+# Headless Chromium: not in the fast lane (scripts/dev.sh test --fast).
+pytestmark = pytest.mark.slow
+
 STATUS = re.compile(r'id="image-status"[^>]*data-shown="(\d+)"[^>]*data-total="(\d+)"')
 
 

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from mattectl.jobs.status import JobStatus
+from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
 from .support import children, wait_for
+
+# `mattectl run` in a subprocess: not in the fast lane (scripts/dev.sh test --fast).
+pytestmark = pytest.mark.slow
 
 
 class NotifySocket:

@@ -44,6 +44,7 @@ def assert_golden(diffs: dict[str, float]) -> None:
     assert max(values) <= 10.0, diffs
 
 
+@pytest.mark.slow
 def test_reproduces_the_official_u2netp_results(shared_models: Path) -> None:
     photos = sorted(need(OFFICIAL / "test_images").iterdir())
     pairs = [(p, OFFICIAL / "u2netp_results" / f"{p.stem}.png") for p in photos]
@@ -53,6 +54,7 @@ def test_reproduces_the_official_u2netp_results(shared_models: Path) -> None:
     assert_golden(diffs)
 
 
+@pytest.mark.slow
 def test_reproduces_rembgs_u2netp_cutouts(shared_models: Path) -> None:
     photos = sorted(need(REMBG).glob("*.jpg"))
     pairs = [(p, p.with_name(f"{p.stem}.u2netp.png")) for p in photos]
@@ -62,6 +64,7 @@ def test_reproduces_rembgs_u2netp_cutouts(shared_models: Path) -> None:
     assert_golden(diffs)
 
 
+@pytest.mark.slow
 def test_the_other_resampling_does_not_match_rembg(shared_models: Path) -> None:
     """Guards the golden test's meaning: resampling choices really move the numbers."""
     photos = sorted(need(REMBG).glob("*.jpg"))
@@ -92,6 +95,7 @@ def test_wrong_architecture_is_reported(shared_models: Path, tmp_path: Path) -> 
         cache.get("u2net").load()
 
 
+@pytest.mark.slow
 def test_idle_models_are_unloaded(shared_models: Path) -> None:
     cache = ModelCache(ModelsConfig(), shared_models)
     backend = cache.get("u2netp")

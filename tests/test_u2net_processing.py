@@ -56,7 +56,9 @@ def test_postprocess_returns_alpha_at_photo_size() -> None:
         assert alpha[0, 0] < 0.01 and alpha[-1, -1] > 0.99
 
 
-@pytest.mark.parametrize("shape", [(1080, 1920, 3), (4000, 6000, 3), (401, 643, 3), (640, 640),
+@pytest.mark.parametrize("shape", [(1080, 1920, 3),
+                                   pytest.param((4000, 6000, 3), marks=pytest.mark.slow),
+                                   (401, 643, 3), (640, 640),
                                    (200, 150, 3), (100, 1000, 3)])
 def test_banded_reduction_is_the_blur_then_the_bilinear_samples(shape: tuple[int, ...]) -> None:
     # The two ways are one linear operator: they agree to float32 rounding, shrinking (any
