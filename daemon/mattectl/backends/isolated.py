@@ -11,12 +11,9 @@ Why a process (``models.isolation = "process"``, the default), on evidence:
 - TensorFlow never gives GPU memory back to the system; a CUDA error poisons the CUDA context
   until the process ends. Ending the child (idle unload, restart) returns all of it.
 - TensorFlow's CUDA 12 libraries and PyTorch's CUDA 13 ones never share a process.
-- The price, measured with scripts/bench_backends.py (1080p, CPU, 2 cores, repetitions
-  alternating between the modes; two runs on a quiet machine): the hop itself (the photo there,
-  its float alpha back, see ``wire``) adds 9-12 ms per photo; whole calls take +41-75 ms for
-  U²-NetP (0.60-0.69 s inline, ratio 1.06-1.12) and +26-33 ms for the small BSHM test graph
-  (0.13 s inline, ratio 1.20-1.25). Starting the child costs 2.4-3.3 s (PyTorch) and 4.1-4.6 s
-  (TensorFlow) once per load, against under 0.2 s in-process.
+- The price: the hop (the photo there, its float alpha back, see ``wire``) on every call, and
+  starting the child once per load; scripts/bench_backends.py measures both against inline
+  (figures in the README's measuring section).
 
 A failure ends as a :class:`BackendError` naming what happened (the signal, the child's last
 words on stderr, or the timeout); the worker's retry path retries or fails the job with it, and
