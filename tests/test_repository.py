@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from mattectl.errors import (
+    ExitCode,
     InvalidTransitionError,
+    JobLogDamagedError,
     JobLogUnavailableError,
     JobNotFoundError,
     MattectlError,
@@ -16,6 +20,7 @@ from mattectl.errors import (
 from mattectl.report import DaemonReport
 from mattectl.store import engine as store_engine
 from mattectl.store.engine import SCHEMA_VERSION, migrate
+from mattectl.store.models import utcnow
 from mattectl.store.repository import JobRepository, JobResult, NewJob
 from mattectl.store.status import JobStatus
 
@@ -228,3 +233,146 @@ def test_jobs_tried_before_wait_behind_fresh_ones(repo: JobRepository) -> None:
     second, _ = repo.add(new_job(2))
     assert repo.claim("pc:2:w0", ["studio"]).id == second.id
     assert repo.claim("pc:2:w0", ["studio"]).id == first.id
+
+
+# -- the memory of delivered photos, the schema's upgrade, a damaged database (issue 13) --------
+
+V1_SCHEMA = Path(__file__).with_name("schema_v1.sql")
+
+
+def make_v1_database(path: Path) -> None:
+    """A job database as mattectl made it at schema version 1, with a done and a failed job."""
+    con = sqlite3.connect(path)
+    con.executescript(V1_SCHEMA.read_text())
+    con.execute("INSERT INTO schema_version VALUES (1, '2024-01-01 00:00:00')")
+    for status, n, output in (("done", "a", "/out/a.png"), ("failed", "b", None)):
+        con.execute(
+            "INSERT INTO jobs (folder, input_path, rel_path, input_hash, input_size, "
+            "input_mtime_ns, status, attempts, output_path, created_at, updated_at, "
+            "available_at, finished_at) VALUES ('studio', ?, ?, ?, 10, 20, ?, 1, ?, "
+            "'2024-01-01 00:00:00', '2024-01-01 00:00:00', '2024-01-01 00:00:00', "
+            "'2024-01-02 00:00:00')",
+            (f"/in/{n}.jpg", f"{n}.jpg", n * 64, status, output))
+    con.commit()
+    con.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    make_v1_database(db)
+    inode = db.stat().st_ino
+    repo = JobRepository.open(db)
+    try:
+        assert db.stat().st_ino == inode  # the same file, upgraded; not a new one
+        with repo.engine.connect() as conn:
+            assert [v for (v,) in conn.execute(text(
+                "SELECT version FROM schema_version ORDER BY version"))] == [1, SCHEMA_VERSION]
+        done, failed = sorted(repo.list(), key=lambda j: j.id)
+        assert (done.status, done.output_path, done.output_hash) == \
+            (JobStatus.DONE, Path("/out/a.png"), None)
+        assert failed.status == JobStatus.FAILED
+        # The done jobs already in the log are remembered as delivered, before any is pruned.
+        delivery = repo.delivered("studio", "a" * 64)
+        assert delivery is not None and delivery.output_path == Path("/out/a.png")
+        assert delivery.job_id == done.id and delivery.delivered_at == done.finished_at
+        assert repo.delivered("studio", "b" * 64) is None
+        job, _ = repo.add(new_job(3))
+        repo.claim("w", ["studio"])
+        repo.record_output(job.id, "w", Path("/out/3.png"), "c" * 64)
+        assert repo.get(job.id).output_hash == "c" * 64
+        assert migrate(repo.engine) == SCHEMA_VERSION  # nothing left to do
+    finally:
+        repo.close()
+
+
+def test_a_delivered_photo_is_remembered_after_its_job_row_is_pruned(
+        repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    skipped, _ = repo.add(new_job(2))
+    repo.claim("w", ["studio"])
+    repo.claim("w", ["studio"])
+    result = JobResult(output_path=Path("/out/1.png"), output_hash="f" * 64)
+    with pytest.raises(InvalidTransitionError):
+        repo.finish(job.id, "another worker", result)
+    assert repo.delivered("studio", job.input_hash) is None  # one transaction with the finish
+    repo.finish(job.id, "w", result)
+    repo.finish(skipped.id, "w", JobResult(note="skipped: /out/2.png already exists"))
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET finished_at = '2000-01-01 00:00:00'"))
+    assert repo.prune(utcnow()) == 2 and repo.list() == []
+    delivery = repo.delivered("studio", job.input_hash)
+    assert delivery is not None
+    assert (delivery.output_path, delivery.output_hash, delivery.job_id) == \
+        (Path("/out/1.png"), "f" * 64, job.id)
+    assert repo.delivered("studio", skipped.input_hash) is None  # it wrote nothing
+    assert repo.delivered("elsewhere", job.input_hash) is None
+    assert repo.find_delivered("studio", Path("/in/1.jpg"), 101, 1001) == delivery
+    assert repo.find_delivered("studio", Path("/in/1.jpg"), 101, 9999) is None
+    assert repo.deliveries_before(utcnow() + timedelta(seconds=1)) == [delivery]
+    assert repo.forget_deliveries([delivery.id]) == 1
+    assert repo.delivered("studio", job.input_hash) is None
+
+
+def test_a_garbled_database_is_a_clear_error_for_writers_and_readers(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    JobRepository.open(db).close()
+    with db.open("r+b") as fh:
+        fh.write(b"this is not a database header")
+    for writer in (True, False):
+        with pytest.raises(JobLogDamagedError) as raised:
+            JobRepository.open(db, writer=writer)
+        message = str(raised.value)
+        assert str(db) in message and "not an SQLite database" in message
+        assert "mattectl db reset --keep-backup" in message and "mattectl db restore" in message
+        assert raised.value.exit_code == ExitCode.DATABASE
+
+
+def test_corrupt_pages_are_found_by_the_start_up_check_and_by_readers(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    repo = JobRepository.open(db)
+    for n in range(300):
+        repo.add(new_job(n))
+    repo.close()
+    con = sqlite3.connect(db)
+    index_page, = con.execute("SELECT rootpage FROM sqlite_master "
+                              "WHERE name = 'ix_jobs_finished'").fetchone()
+    jobs_page, = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchone()
+    page_size, = con.execute("PRAGMA page_size").fetchone()
+    con.close()
+
+    def garble(page: int) -> None:
+        with db.open("r+b") as fh:
+            fh.seek((page - 1) * page_size)
+            fh.write(b"\xff" * page_size)
+
+    garble(index_page)  # an index: every query still works, only SQLite's check sees it
+    JobRepository.open(db).close()
+    with pytest.raises(JobLogDamagedError, match=r"is corrupt .*quick_check"):
+        JobRepository.open(db, verify=True)
+    garble(jobs_page)
+    reader = JobRepository.open(db, writer=False)
+    try:
+        with pytest.raises(JobLogDamagedError, match="database disk image is malformed"):
+            reader.list()
+    finally:
+        reader.close()
+
+
+def test_an_emptied_or_lost_database_is_refused_never_replaced(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "jobs.sqlite3"
+    JobRepository.open(db).close()
+    os.truncate(db, 0)
+    for writer in (True, False):
+        with pytest.raises(JobLogDamagedError, match=r"is empty \(0 bytes\)"):
+            JobRepository.open(db, writer=writer)
+    assert db.stat().st_size == 0  # left as it is for the studio to look at
+    db.unlink()
+    with pytest.raises(JobLogDamagedError, match="is missing"):
+        JobRepository.open(db)
+    assert not db.exists()
+
+
+def test_a_reader_never_creates_the_database(tmp_path: Path) -> None:
+    with pytest.raises(JobLogUnavailableError, match="no job database"):
+        JobRepository.open(tmp_path / "jobs.sqlite3", writer=False)
+    assert list(tmp_path.iterdir()) == []

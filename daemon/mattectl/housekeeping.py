@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mattectl.config import WatchConfig
+from mattectl.errors import MattectlError
+from mattectl.store import backup
 from mattectl.store.models import utcnow
 from mattectl.store.repository import JobRepository
 
@@ -50,6 +53,48 @@ def prune_processed(watch: WatchConfig, now: float | None = None) -> list[Path]:
         logger.info("%s: deleted %d processed original(s) older than %g days", watch.name,
                     len(removed), watch.processed_retention_days)
     return removed
+
+
+def prune_deliveries(repo: JobRepository, watches: Iterable[WatchConfig],
+                     retention_days: float) -> int:
+    """Forget delivered photos whose job row was pruned and whose original and cutout are
+    both gone: nothing is left to cut out twice. While either exists the memory is kept (a
+    cutout missing from a share that is not mounted comes back; an original still in the drop
+    folder must not be cut out again). A folder whose output folder is not there is left alone."""
+    if retention_days <= 0:
+        return 0  # job rows are kept, and with them their deliveries
+    outputs = {w.name: w.output for w in watches}
+    cutoff = utcnow() - timedelta(days=retention_days)
+    after, forgotten = 0, 0
+    while page := repo.deliveries_before(cutoff, after_id=after):
+        after = page[-1].id or after
+        gone = [d.id for d in page if d.id is not None and d.folder in outputs
+                and outputs[d.folder].is_dir() and not os.path.lexists(d.output_path)
+                and not os.path.lexists(d.input_path)]
+        forgotten += repo.forget_deliveries(gone)
+    if forgotten:
+        logger.info("forgot %d delivered photo(s) whose original and cutout are both gone",
+                    forgotten)
+    return forgotten
+
+
+def backup_database(repo: JobRepository, interval_h: float, keep: int,
+                    now: datetime | None = None) -> Path | None:
+    """Back up the job log when its newest backup is older than ``interval_h`` (so that a
+    daemon restarted more often than that still takes them); returns the new backup."""
+    if interval_h <= 0 or repo.path is None:
+        return None
+    now = now or utcnow()
+    newest = backup.newest(repo.path)
+    if newest is not None and now - newest < timedelta(hours=interval_h):
+        return None
+    try:
+        taken = backup.backup(repo.path, keep=keep, now=now)
+    except (MattectlError, OSError) as exc:
+        logger.error("job database backup failed (the earlier backups are kept): %s", exc)
+        return None
+    logger.info("backed up the job database to %s", taken)
+    return taken
 
 
 def maintain_database(repo: JobRepository) -> None:

@@ -72,6 +72,9 @@ class JobRow(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     output_path: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the bytes published at output_path: a retry overwrites that file only while it
+    # still holds them (another job may have taken the name since).
+    output_hash: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -86,6 +89,34 @@ class JobRow(Base):
         Index("ix_jobs_claim", "status", "available_at", "id"),
         Index("ix_jobs_folder_path", "folder", "input_path"),
         Index("ix_jobs_finished", "finished_at"),
+    )
+
+
+class DeliveryRow(Base):
+    """A photo whose cutout was delivered: one row per folder and content, written in the
+    transaction that finishes the job. Job rows are pruned after ``daemon.retention_days``; these
+    stay (see :func:`mattectl.housekeeping.prune_deliveries`), so that an original kept in the
+    drop folder is not cut out again after its job row is gone."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder: Mapped[str] = mapped_column(String(64))
+    input_hash: Mapped[str] = mapped_column(String(64))
+    # Where the original was, and its size and mtime then: a rescan recognises it unhashed.
+    input_path: Mapped[str] = mapped_column(Text)
+    input_size: Mapped[int] = mapped_column(BigInteger)
+    input_mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    output_path: Mapped[str] = mapped_column(Text)
+    output_hash: Mapped[str | None] = mapped_column(String(64))
+    # The job that delivered it; once its row is pruned SQLite may give the id to a new job.
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("folder", "input_hash", name="uq_deliveries_folder_hash"),
+        Index("ix_deliveries_folder_path", "folder", "input_path"),
+        Index("ix_deliveries_delivered", "delivered_at"),
     )
 
 

@@ -20,10 +20,11 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mattectl.errors import InvalidTransitionError, JobNotFoundError
+from mattectl.errors import InvalidTransitionError, JobLogUnavailableError, JobNotFoundError
 from mattectl.report import DaemonReport
+from mattectl.store import database as database_file
 from mattectl.store.engine import job_log_errors, make_engine, migrate, sqlite_url
-from mattectl.store.models import DaemonRow, JobRow, utcnow
+from mattectl.store.models import DaemonRow, DeliveryRow, JobRow, utcnow
 from mattectl.store.status import TERMINAL, JobStatus, sources
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class JobResult:
     model: str | None = None
     device: str | None = None
     output_path: Path | None = None
+    output_hash: str | None = None  # SHA-256 of the bytes published at output_path
     width: int | None = None
     height: int | None = None
     decode_ms: float | None = None
@@ -65,6 +67,7 @@ class JobResult:
         }
         if self.output_path is not None:
             out["output_path"] = str(self.output_path)
+            out["output_hash"] = self.output_hash
         if self.decision is not None:
             out["decision"] = json.dumps(self.decision, sort_keys=True)
         return out
@@ -92,6 +95,7 @@ class Job:
     width: int | None
     height: int | None
     output_path: Path | None
+    output_hash: str | None
     error: str | None
     claimed_by: str | None
     created_at: datetime
@@ -110,7 +114,8 @@ class Job:
             decision=json.loads(row.decision) if row.decision else None,
             decode_ms=row.decode_ms, inference_ms=row.inference_ms, encode_ms=row.encode_ms,
             db_ms=row.db_ms, total_ms=row.total_ms, width=row.width, height=row.height,
-            output_path=Path(row.output_path) if row.output_path else None, error=row.error,
+            output_path=Path(row.output_path) if row.output_path else None,
+            output_hash=row.output_hash, error=row.error,
             claimed_by=row.claimed_by, created_at=row.created_at, updated_at=row.updated_at,
             available_at=row.available_at, started_at=row.started_at,
             finished_at=row.finished_at,
@@ -125,6 +130,35 @@ class Job:
                 value = str(value)
             out[name] = value
         return out
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A photo (folder and content) whose cutout was delivered, and where."""
+
+    folder: str
+    input_hash: str
+    input_path: Path
+    input_size: int
+    input_mtime_ns: int
+    output_path: Path
+    output_hash: str | None = None
+    job_id: int | None = None
+    delivered_at: datetime | None = None
+    id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> Delivery:
+        return cls(row.folder, row.input_hash, Path(row.input_path), row.input_size,
+                   row.input_mtime_ns, Path(row.output_path), row.output_hash, row.job_id,
+                   row.delivered_at, row.id)
+
+    @classmethod
+    def of(cls, job: Job) -> Delivery:
+        assert job.output_path is not None
+        return cls(job.folder, job.input_hash, job.input_path, job.input_size,
+                   job.input_mtime_ns, job.output_path, job.output_hash, job.id,
+                   job.finished_at)
 
 
 @dataclass(frozen=True)
@@ -149,23 +183,43 @@ class InferenceSample:
 
 
 class JobRepository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, path: Path | None = None) -> None:
         self.engine = engine
+        self.path = path  # the SQLite file, None for a server database
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, database: Path | str, *, writer: bool = True) -> JobRepository:
-        """Open (and for a writer, create or migrate) the job log; a Path means SQLite."""
-        if isinstance(database, Path):
-            database.parent.mkdir(parents=True, exist_ok=True)
-            url = sqlite_url(database)
+    def open(cls, database: Path | str, *, writer: bool = True,
+             verify: bool = False) -> JobRepository:
+        """Open (and for a writer, create or migrate) the job log; a Path means SQLite.
+
+        A writer creates a new SQLite database only where none was ever created; a lost, emptied
+        or corrupt one raises JobLogDamagedError (see :mod:`mattectl.store.database`), as does
+        one that fails ``PRAGMA quick_check`` with ``verify`` (the daemon's start). A reader
+        never creates a file."""
+        path = database if isinstance(database, Path) else None
+        if path is None:
+            engine = make_engine(str(database), writer=writer)
         else:
-            url = database
-        engine = make_engine(url, writer=writer)
-        if writer:
-            with job_log_errors():
-                migrate(engine)
-        return cls(engine)
+            if writer:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if not database_file.check_file(path):
+                if not writer:
+                    raise JobLogUnavailableError(f"no job database at {path}")
+                database_file.create(path)
+            engine = make_engine(sqlite_url(path), writer=writer, must_exist=True)
+        try:
+            with job_log_errors(path):
+                if writer:
+                    migrate(engine)
+                if verify and path is not None:
+                    database_file.verify(path)
+            if writer and path is not None:
+                database_file.mark_created(path)  # a database older than the marker
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, path)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -174,7 +228,7 @@ class JobRepository:
     def _begin(self) -> Iterator[Session]:
         """One transaction; every method opens its session here, so that a locked or unreadable
         database leaves the repository as JobLogUnavailableError (see ``job_log_errors``)."""
-        with job_log_errors(), self._sessions.begin() as session:
+        with job_log_errors(self.path), self._sessions.begin() as session:
             yield session
 
     # -- intake ------------------------------------------------------------------------------
@@ -261,10 +315,15 @@ class JobRepository:
         return None
 
     def finish(self, job_id: int, worker_id: str, result: JobResult) -> Job:
+        """Mark the job done; a cutout it wrote is remembered as delivered in the same
+        transaction (see :meth:`delivered`), so the two never disagree."""
         with self._begin() as session:
-            return self._transition(session, job_id, JobStatus.DONE, {
+            done = self._transition(session, job_id, JobStatus.DONE, {
                 **result.values(), "error": result.note, "finished_at": utcnow(),
             }, worker_id=worker_id)
+            if done.output_path is not None:
+                self._remember(session, Delivery.of(done))
+            return done
 
     def fail(self, job_id: int, worker_id: str | None, error: str,
              result: JobResult | None = None) -> Job:
@@ -349,14 +408,16 @@ class JobRepository:
                 })
             return ids
 
-    def record_output(self, job_id: int, worker_id: str, path: Path) -> None:
-        """Note the output name a running job is about to publish, before publishing it: after a
-        crash, the retry then knows that a file under this name is its own."""
+    def record_output(self, job_id: int, worker_id: str, path: Path,
+                      output_hash: str | None = None) -> None:
+        """Note the output name a running job is about to publish, and the hash of the bytes,
+        before publishing it: after a crash, or for `jobs retry`, the file under this name is
+        its own only while it still holds those bytes."""
         with self._begin() as session:
             result = session.execute(update(JobRow).where(
                 JobRow.id == job_id, JobRow.status == JobStatus.RUNNING,
                 JobRow.claimed_by == worker_id,
-            ).values(output_path=str(path), updated_at=utcnow()))
+            ).values(output_path=str(path), output_hash=output_hash, updated_at=utcnow()))
             if result.rowcount != 1:
                 raise InvalidTransitionError(f"job {job_id} is no longer claimed by {worker_id}")
 
@@ -371,6 +432,66 @@ class JobRepository:
         with self._begin() as session:
             session.execute(update(JobRow).where(JobRow.id == job_id).values(
                 error=func.coalesce(JobRow.error + "; ", "") + note, updated_at=utcnow()))
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def _remember(self, session: Session, delivery: Delivery) -> None:
+        row = session.scalars(select(DeliveryRow).where(
+            DeliveryRow.folder == delivery.folder,
+            DeliveryRow.input_hash == delivery.input_hash)).first()
+        if row is None:
+            row = DeliveryRow(folder=delivery.folder, input_hash=delivery.input_hash)
+            session.add(row)
+        row.input_path = str(delivery.input_path)
+        row.input_size = delivery.input_size
+        row.input_mtime_ns = delivery.input_mtime_ns
+        row.output_path = str(delivery.output_path)
+        row.output_hash = delivery.output_hash
+        row.job_id = delivery.job_id
+        row.delivered_at = delivery.delivered_at or utcnow()
+
+    def remember_delivery(self, delivery: Delivery) -> None:
+        """Record (or update) a delivery learned elsewhere: from an output folder's manifest
+        after the job log was lost."""
+        with self._begin() as session:
+            self._remember(session, delivery)
+
+    def delivered(self, folder: str, input_hash: str) -> Delivery | None:
+        """The delivery of this content in this folder, whether its job row is kept or not."""
+        with self._begin() as session:
+            row = session.scalars(select(DeliveryRow).where(
+                DeliveryRow.folder == folder, DeliveryRow.input_hash == input_hash)).first()
+            return Delivery.from_row(row) if row else None
+
+    def find_delivered(self, folder: str, input_path: Path, size: int,
+                       mtime_ns: int) -> Delivery | None:
+        """A delivery of exactly this file (path, size and mtime), so a rescan need not hash it."""
+        with self._begin() as session:
+            row = session.scalars(select(DeliveryRow).where(
+                DeliveryRow.folder == folder, DeliveryRow.input_path == str(input_path),
+                DeliveryRow.input_size == size, DeliveryRow.input_mtime_ns == mtime_ns,
+            ).order_by(DeliveryRow.id.desc()).limit(1)).first()
+            return Delivery.from_row(row) if row else None
+
+    def deliveries_before(self, older_than: datetime, *, after_id: int = 0,
+                          limit: int = 500) -> list[Delivery]:
+        """Deliveries made before ``older_than`` whose job row is gone, by id from ``after_id``
+        (a page at a time, for pruning). (The job is found by folder and content: SQLite gives
+        a pruned job's id to the next new job.)"""
+        with self._begin() as session:
+            rows = session.scalars(select(DeliveryRow).where(
+                DeliveryRow.delivered_at < older_than, DeliveryRow.id > after_id,
+                ~select(JobRow.id).where(JobRow.folder == DeliveryRow.folder,
+                                         JobRow.input_hash == DeliveryRow.input_hash).exists(),
+            ).order_by(DeliveryRow.id).limit(limit))
+            return [Delivery.from_row(row) for row in rows]
+
+    def forget_deliveries(self, ids: Collection[int]) -> int:
+        if not ids:
+            return 0
+        with self._begin() as session:
+            return session.execute(delete(DeliveryRow).where(DeliveryRow.id.in_(list(ids)))
+                                   ).rowcount
 
     # -- reading -------------------------------------------------------------------------------
 
