@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from mattectl.app import Daemon
 from mattectl.config import Settings
-from mattectl.overview import build_overview
+from mattectl.overview import Overview, build_overview
 from mattectl.sdnotify import Notifier
 from mattectl.store.status import JobStatus
 
@@ -28,7 +29,7 @@ def drain(sock: socket.socket) -> list[bytes]:
 
 def test_hung_job_stops_the_pings(make_settings: Callable[..., Settings], tiny_models: Path,
                                   tmp_path: Path, small_photo: Path) -> None:
-    settings = make_settings(watch={"model": "gated", "stability_s": 0.1},
+    settings = make_settings(watch={"model": "gated", "stability_s": 0.5},
                              daemon={"job_timeout_s": 1.0},
                              models={"dir": str(tiny_models)})
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -57,3 +58,35 @@ def test_hung_job_stops_the_pings(make_settings: Callable[..., Settings], tiny_m
         GATE.set()
         daemon.stop()
         listener.close()
+
+
+def test_a_hung_job_shows_in_status_without_systemds_watchdog(
+        make_settings: Callable[..., Settings], tiny_models: Path, small_photo: Path) -> None:
+    # Started by hand or by a unit without WatchdogSec=: no pings, and still `status` knows.
+    settings = make_settings(watch={"model": "gated", "stability_s": 0.5},
+                             daemon={"job_timeout_s": 1.0}, models={"dir": str(tiny_models)})
+    daemon = Daemon(settings, Notifier({}))
+    daemon.start()
+    try:
+        (settings.watch[0].input / "a.jpg").write_bytes(small_photo.read_bytes())
+        wait_for(lambda: daemon.repo.list() and daemon.repo.list()[0].status
+                 == JobStatus.RUNNING, timeout=30, what="the job to start")
+
+        def seen() -> Overview | None:
+            daemon.heartbeat()  # what the scheduler does every heartbeat_s
+            overview = build_overview(settings, daemon.repo)
+            return overview if overview.problems else None
+
+        overview = wait_for(seen, timeout=30, what="the hang in status")
+        job = daemon.repo.list()[0]
+        assert not overview.healthy and overview.state == "running"
+        [problem] = overview.problems
+        assert re.fullmatch(rf"stalled: job {job.id} has been running for \d+ s "
+                            r"\(daemon.job_timeout_s = 1\)", problem), problem
+        GATE.set()
+        wait_for(lambda: daemon.repo.list()[0].status == JobStatus.DONE, what="the job to end")
+        daemon.heartbeat()
+        assert build_overview(settings, daemon.repo).healthy
+    finally:
+        GATE.set()
+        daemon.stop()

@@ -1,4 +1,9 @@
-"""What `mattectl status` reports, built from the job log and the daemon's heartbeat."""
+"""What `mattectl status` reports, built from the job log and the daemon's heartbeat.
+
+Whether the daemon lives is read from three things: its heartbeat row in the job log, its pid
+(on this host), and its pid file's mtime, which the daemon touches on each beat and which needs
+no free space, so a full state disk does not make a working daemon look dead.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import math
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mattectl.config import Settings
@@ -28,6 +34,7 @@ class FolderOverview:
     done: int
     failed: int
     paused: str | None
+    interrupted: int = 0  # left running by a daemon that is gone; re-queued at its next start
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class ModelOverview:
 
 @dataclass(frozen=True)
 class Overview:
-    state: str  # running | stopped | stale | never started
+    state: str  # running | not responding | stopped | stale (not running) | never started
     healthy: bool
     instance: str | None
     since: str | None
@@ -58,6 +65,8 @@ class Overview:
     models: list[ModelOverview]
     last_output: dict[str, Any] | None
     problems: list[str] = field(default_factory=list)
+    pid: int | None = None
+    interrupted_jobs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,26 +91,57 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def daemon_state(daemon: DaemonInfo | None, heartbeat_s: float,
-                 now: datetime | None = None) -> tuple[str, float | None]:
-    """``(state, heartbeat age)``: a heartbeat older than three periods, or a pid that is gone
-    on this host, means the daemon is not running whatever its row says."""
+def stale_after(heartbeat_s: float) -> float:
+    """A heartbeat older than this (three periods, at least 15 s) is missed."""
+    return max(3 * heartbeat_s, 15.0)
+
+
+def daemon_state(daemon: DaemonInfo | None, heartbeat_s: float, now: datetime | None = None,
+                 *, alive_at: datetime | None = None) -> tuple[str, float | None]:
+    """``(state, heartbeat age)``. The age is that of the newest sign of life: the job log's
+    heartbeat, or ``alive_at`` (the pid file's mtime, see :func:`pid_file_beat`).
+
+    On this host a pid that is gone means ``stale`` (not running) whatever the row says, and a
+    live pid with an old heartbeat means ``not responding`` (frozen, stopped by SIGSTOP, or too
+    overloaded to beat). On another host an old heartbeat is all there is to go by: ``stale``.
+    """
     if daemon is None:
         return "never started", None
-    age = ((now or utcnow()) - daemon.heartbeat_at).total_seconds()
+    now = now or utcnow()
+    age = (now - daemon.heartbeat_at).total_seconds()
+    if alive_at is not None:
+        age = min(age, (now - alive_at).total_seconds())
     if daemon.stopped_at is not None:
         return "stopped", age
-    if daemon.host == socket.gethostname() and not _pid_alive(daemon.pid):
+    here = daemon.host == socket.gethostname()
+    if here and not _pid_alive(daemon.pid):
         return "stale", age
-    if age > max(3 * heartbeat_s, 15.0):
-        return "stale", age
+    if age > stale_after(heartbeat_s):
+        return ("not responding" if here else "stale"), age
     return "running", age
 
 
+def pid_file_beat(path: Path, pid: int) -> datetime | None:
+    """When the daemon with ``pid`` last touched its pid file (``InstanceLock.touch``), or
+    None when the file is not that daemon's."""
+    try:
+        owner = path.read_text().strip()
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    return datetime.fromtimestamp(mtime, UTC) if owner == str(pid) else None
+
+
 def build_overview(settings: Settings, repo: JobRepository) -> Overview:
+    """Everything `mattectl status` shows, and ``healthy``: running with no problem listed."""
     daemons = repo.daemons()
     daemon = daemons[0] if daemons else None
-    state, age = daemon_state(daemon, settings.daemon.heartbeat_s)
+    now = utcnow()
+    alive_at = None
+    if daemon is not None and daemon.host == socket.gethostname():
+        alive_at = pid_file_beat(settings.pid_path, daemon.pid)
+    state, age = daemon_state(daemon, settings.daemon.heartbeat_s, now, alive_at=alive_at)
+    alive = state in ("running", "not responding")
     report = daemon.report if daemon is not None and state == "running" else DaemonReport()
     paused = report.paused
     counts = repo.counts()
@@ -112,30 +152,36 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
             name=watch.name, input=str(watch.input), output=str(watch.output),
             model=watch.model_choice,
             queued=c.get("queued", 0) - c.get("waiting", 0), waiting=c.get("waiting", 0),
-            running=c.get("running", 0), done=c.get("done", 0), failed=c.get("failed", 0),
-            paused=paused.get(watch.name),
+            running=c.get("running", 0) if alive else 0, done=c.get("done", 0),
+            failed=c.get("failed", 0), paused=paused.get(watch.name),
+            interrupted=0 if alive else c.get("running", 0),
         ))
+    # A job left running by a daemon that is gone is not running: the next start re-queues it.
+    jobs = [{"job": j.id, "file": j.rel_path, "folder": j.folder,
+             "since": j.started_at.isoformat() if j.started_at else None}
+            for j in repo.list(status=[JobStatus.RUNNING], limit=100)]
     models = _model_overviews(repo, report.models)
     last = repo.last_done()
-    problems = []
-    if state != "running":
-        problems.append(f"the daemon is not running ({state})")
+    problems = _liveness_problems(settings, daemon, state, age, now)
+    if not alive and jobs:
+        problems.append(f"{len(jobs)} job(s) were interrupted when the daemon ended; they are "
+                        "re-queued when it starts again")
     problems += [f"folder {name} is paused: {why}" for name, why in paused.items()]
     if report.unhealthy:
         problems.append(f"stalled: {report.unhealthy}")
-    warnings = [m.warning for m in models if m.warning]
-    problems += warnings
+    if report.reload_refused:
+        problems.append("the last reload was refused; the daemon runs with its previous "
+                        f"configuration: {report.reload_refused}")
+    problems += [m.warning for m in models if m.warning]
     return Overview(
         state=state,
-        healthy=state == "running" and not paused and not report.unhealthy and not warnings,
+        healthy=state == "running" and not problems,
         instance=daemon.instance if daemon else None,
         since=daemon.started_at.isoformat() if daemon else None,
         heartbeat_age_s=round(age, 1) if age is not None else None,
         version=daemon.version if daemon else None,
         pending_files=report.pending_files,
-        running_jobs=[{"job": j.id, "file": j.rel_path, "folder": j.folder,
-                       "since": j.started_at.isoformat() if j.started_at else None}
-                      for j in repo.list(status=[JobStatus.RUNNING], limit=100)],
+        running_jobs=jobs if alive else [],
         folders=folders,
         models=models,
         last_output=None if last is None else {
@@ -144,7 +190,37 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
             "finished_at": last.finished_at.isoformat() if last.finished_at else None,
         },
         problems=problems,
+        pid=daemon.pid if daemon else None,
+        interrupted_jobs=[] if alive else jobs,
     )
+
+
+def _liveness_problems(settings: Settings, daemon: DaemonInfo | None, state: str,
+                       age: float | None, now: datetime) -> list[str]:
+    if daemon is None or state == "never started":
+        return ["the daemon is not running (it has never run with this config)"]
+    if state == "stopped":
+        return ["the daemon is not running (it was stopped)"]
+    if state == "stale":
+        return [f"the daemon is not running: {daemon.instance} was last heard of {age:.0f} s "
+                "ago (it crashed or was killed)"]
+    if state == "not responding":
+        return [f"the daemon is not responding: its process (pid {daemon.pid}) is alive but "
+                f"its heartbeat is {age:.0f} s old (frozen, stopped, or overloaded)"]
+    logged = (now - daemon.heartbeat_at).total_seconds()
+    if age is None or logged - age <= stale_after(settings.daemon.heartbeat_s):
+        return []  # (a daemon frozen between its two beats is "not responding" soon enough)
+    # Alive by its pid file long after its last beat in the job log: it cannot write there.
+    return [f"the daemon runs but cannot write its job log: its last heartbeat there is "
+            f"{logged:.0f} s old{_free_space(settings.daemon.state_dir)}"]
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return ""
+    return f"; {folder} has {st.f_bavail * st.f_frsize / 1e6:.1f} MB free"
 
 
 def _model_overviews(repo: JobRepository, reported: dict[str, ModelReport]) -> list[ModelOverview]:

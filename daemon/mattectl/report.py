@@ -25,6 +25,7 @@ class ModelReport:
     weights: str | None = None
     loaded: bool | None = None
     device: str | None = None
+    precision: str | None = None  # the number format inference runs in (float32, bfloat16...)
     warning: str | None = None
 
 
@@ -37,6 +38,7 @@ class DaemonReport:
     pending_files: int = 0  # files seen, not yet stable
     workers: int = 0
     unhealthy: str | None = None  # why the daemon is not making progress
+    reload_refused: str | None = None  # why the last SIGHUP was refused, until a good one
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -16,9 +16,12 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
+HEADS = {"stale": "not running"}  # the state's word, as a person reads it
+
+
 def _render(ov: Overview) -> None:
     colour = "green" if ov.healthy else ("yellow" if ov.state == "running" else "red")
-    head = f"[bold {colour}]{ov.state}[/]"
+    head = f"[bold {colour}]{HEADS.get(ov.state, ov.state)}[/]"
     if ov.state == "running":
         head += f"  {ov.instance}, since {ov.since}, heartbeat {ov.heartbeat_age_s:.0f} s ago"
     elif ov.instance:
@@ -30,9 +33,9 @@ def _render(ov: Overview) -> None:
     folders = Table("folder", "model", "queued", "waiting", "running", "done", "failed", "input",
                     "output", title="Folders", title_justify="left")
     for f in ov.folders:
+        running = f"{f.interrupted} interrupted" if f.interrupted else str(f.running)
         folders.add_row(f.name + (" (paused)" if f.paused else ""), f.model, str(f.queued),
-                        str(f.waiting), str(f.running), str(f.done), str(f.failed), f.input,
-                        f.output)
+                        str(f.waiting), running, str(f.done), str(f.failed), f.input, f.output)
     console.print(folders)
 
     models = Table("model", "backend", "jobs", "p50 inference", "p95 inference", "device",
@@ -47,6 +50,9 @@ def _render(ov: Overview) -> None:
     for job in ov.running_jobs:
         console.print(f"working on job {job['job']}: {job['file']} ({job['folder']})",
                       highlight=False)
+    for job in ov.interrupted_jobs:
+        console.print(f"interrupted: job {job['job']}: {job['file']} ({job['folder']}), "
+                      "re-queued when the daemon starts", highlight=False)
     if ov.pending_files:
         console.print(f"{ov.pending_files} file(s) arriving (waiting until they are stable)")
     if ov.last_output:
@@ -58,8 +64,9 @@ def _render(ov: Overview) -> None:
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show whether the daemon runs, per-folder job counts, models and timings.
 
-    Exit code 0 when the daemon runs and no folder is paused, 1 when it runs with a problem,
-    3 when it is not running.
+    Exit code 0 when the daemon runs with no problem, 1 when it runs with one (a folder
+    paused, a job hung, a refused reload, a job log it cannot write), 3 when it is not running,
+    6 when its process is alive but does not respond.
     """
     settings = load_settings(config)
     repo = open_repository(settings)
@@ -71,6 +78,8 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         print(json.dumps(ov.to_dict(), indent=2))
     else:
         _render(ov)
+    if ov.state == "not responding":
+        raise typer.Exit(ExitCode.NOT_RESPONDING)
     if ov.state != "running":
         raise typer.Exit(ExitCode.NOT_RUNNING)
     if not ov.healthy:
