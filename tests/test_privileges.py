@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -66,3 +67,52 @@ def test_file_names_cannot_escape_the_output(make_settings: Callable[..., Settin
         == watch.output / "sub" / "a.png"
     with pytest.raises(InputError, match="would land outside"):
         output_path(watch, "../../etc/a.jpg", "u2netp", date.today())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_an_existing_state_dir_is_used_as_it_is_never_chmodded(tmp_path: Path) -> None:
+    public = tmp_path / "public"
+    public.mkdir()
+    public.chmod(0o1777)  # like /tmp
+    with pytest.raises(ConfigError, match=r"public may be written by anyone \(mode 1777\)"):
+        app.prepare_state_dir(public)
+    assert mode(public) == 0o1777
+    readable = tmp_path / "readable"
+    readable.mkdir()
+    readable.chmod(0o750)  # the admin's choice: others may read, none may write
+    app.prepare_state_dir(readable)
+    assert mode(readable) == 0o750
+
+
+def test_a_missing_state_dir_is_created_0700_whatever_the_umask(tmp_path: Path) -> None:
+    umask = os.umask(0o277)
+    try:
+        app.prepare_state_dir(tmp_path / "var" / "state")
+    finally:
+        os.umask(umask)
+    assert mode(tmp_path / "var" / "state") == 0o700
+
+
+def test_a_state_dir_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(ConfigError, match="link is a symbolic link"):
+        app.prepare_state_dir(tmp_path / "link")
+
+
+def test_the_daemon_refuses_a_state_dir_of_another_user(make_settings: Callable[..., Settings],
+                                                         tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings()
+    state = settings.daemon.state_dir
+    state.mkdir(mode=0o755)
+    owner = state.stat().st_uid
+    monkeypatch.setattr(app.os, "geteuid", lambda: owner + 1)  # the daemon runs as another user
+    with pytest.raises(ConfigError) as caught:
+        Daemon(settings).start()
+    (key, message), = caught.value.problems
+    assert key == "daemon.state_dir" and f"{state} belongs to " in message
+    assert mode(state) == 0o755 and list(state.iterdir()) == []

@@ -5,8 +5,60 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
+import re
 import signal
 import sys
+import traceback
+from types import TracebackType
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: a newline becomes ``\\n``, other control characters ``\\xNN``
+    (``\\uNNNN`` above 0xff). A file name such as ``"a\\n<3>x.jpg"`` cannot start a log line
+    of its own, nor hand journald a priority (a ``<N>`` at the start of a line)."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+class EscapingFormatter(logging.Formatter):
+    """Every log line escapes control characters in what it quotes: the message with its
+    arguments (file names come from photographers) and the text of a logged exception. The
+    lines of a traceback stay lines: only the exception's own words are escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: ExcInfo) -> str:
+        tb = traceback.TracebackException(*ei)
+        for exc in _chain(tb):
+            words = exc.format_exception_only
+            exc.format_exception_only = (  # the one part of a traceback that quotes data
+                lambda words=words, **how: (escape_controls(line.rstrip("\n")) + "\n"
+                                            for line in words(**how)))
+        return "".join(tb.format()).rstrip("\n")
+
+
+def _chain(tb: traceback.TracebackException) -> list[traceback.TracebackException]:
+    """``tb`` and every exception it reports with it (causes, contexts, a group's members)."""
+    found: list[traceback.TracebackException] = []
+    todo: list[traceback.TracebackException | None] = [tb]
+    while todo:
+        exc = todo.pop()
+        if exc is not None and all(exc is not seen for seen in found):
+            found.append(exc)
+            todo += [exc.__cause__, exc.__context__, *(exc.exceptions or ())]
+    return found
 
 
 def setup_logging(level: str = "info") -> None:
@@ -15,7 +67,7 @@ def setup_logging(level: str = "info") -> None:
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else \
         "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(EscapingFormatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mattectl.cli.common import ConfigOption, console, load_settings
+from mattectl.cli.common import ConfigOption, console, load_daemon_settings
 
 app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Validate a config file; problems are listed by key path. Exit 2 when invalid."""
-    settings = load_settings(path or config)
+    settings = load_daemon_settings(path or config)
     console.print(f"[green]ok[/]: {settings.source}", highlight=False)
     for watch in settings.watch:
         console.print(f"  {watch.name}: {watch.input} -> {watch.output} ({watch.model_choice}"

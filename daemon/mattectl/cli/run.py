@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 
-from mattectl.cli.common import ConfigOption, load_settings
+from mattectl.cli.common import ConfigOption, load_daemon_settings
 from mattectl.logs import dump_stacks_on, setup_logging
 
 
@@ -14,7 +14,7 @@ def run(config: ConfigOption = None) -> None:
     """Run the daemon in the foreground until SIGTERM or Ctrl-C."""
     from mattectl.app import Daemon
 
-    settings = load_settings(config)
+    settings = load_daemon_settings(config)
     setup_logging(settings.daemon.log_level)
     dump_stacks_on(signal.SIGUSR1)
     daemon = Daemon(settings)
