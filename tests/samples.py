@@ -147,6 +147,29 @@ def bomb_png(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
+def huge_png(width: int, height: int) -> bytes:
+    """A real, valid black RGB PNG of ``width`` x ``height`` that is small on disk (a 100 MP
+    one is 0.3 MB) and made in milliseconds without holding its pixels: one deflate block of
+    black rows, fully flushed so that it can be repeated, then the rest, and the Adler-32 of
+    that many zero bytes."""
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload)))
+    row = b"\0" * (1 + 3 * width)  # filter byte 0 (none), then black pixels
+    rows = max(1, (1 << 20) // len(row))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = deflate.compress(row * rows) + deflate.flush(zlib.Z_FULL_FLUSH)
+    full, rest = divmod(height, rows)
+    tail = deflate.compress(row * rest) + deflate.flush(zlib.Z_FINISH)
+    adler = (height * len(row) % 65521) << 16 | 1
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = b"\x78\xda" + block * full + tail + struct.pack(">I", adler)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
 def cmyk_profile() -> bytes:
     """A small but valid CMYK output profile (lut8 A2B0, Lab PCS) whose colours are the naive
     ones (cyan ink = sRGB cyan...), so a conversion through LittleCMS can be checked."""

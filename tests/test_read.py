@@ -12,7 +12,7 @@ from PIL import Image
 
 from mattectl.errors import InputError
 from mattectl.imageio.colour import srgb_profile
-from mattectl.imageio.read import decode
+from mattectl.imageio.read import decode, read_header
 
 from . import samples
 
@@ -213,6 +213,36 @@ def test_animated_images_fail_clearly(fmt: str) -> None:
 def test_decompression_bomb_is_rejected_from_its_header() -> None:
     with pytest.raises(InputError, match=r"bomb\.png: 100000x100000 .*max_pixels.*not decoded"):
         decode(samples.bomb_png(100_000, 100_000), name="bomb.png", max_pixels=200_000_000)
+
+
+def _png16(rgb16: np.ndarray) -> bytes:
+    return cv2.imencode(".png", rgb16[:, :, ::-1])[1].tobytes()
+
+
+@pytest.mark.parametrize(("data", "wide", "transparent"), [
+    (samples.encode(Image.fromarray(samples.pattern()), "JPEG"), False, False),
+    (samples.encode(Image.fromarray(samples.pattern()).convert("RGBA"), "PNG"), False, True),
+    (samples.encode(Image.fromarray(samples.pattern()).convert("P"), "PNG", transparency=0),
+     False, True),
+    (samples.encode(Image.fromarray(samples.pattern()).convert("CMYK"), "JPEG"), False, False),
+    (_png16(samples.pattern().astype(np.uint16) * 257), True, False),
+    (samples.encode(Image.fromarray(samples.pattern()[:, :, 0].astype(np.uint16) * 257), "PNG"),
+     True, False),
+])
+def test_the_header_alone_says_size_depth_and_transparency(data: bytes, wide: bool,
+                                                           transparent: bool) -> None:
+    header = read_header(data, name="x", max_pixels=LIMIT)
+    assert (header.width, header.height, header.pixels) == (48, 32, 48 * 32)
+    assert (header.wide, header.transparent) == (wide, transparent)
+    assert header.wide == (decode(data, name="x", max_pixels=LIMIT).bit_depth == 16)
+
+
+def test_the_header_of_a_huge_photo_is_read_without_its_pixels() -> None:
+    header = read_header(samples.huge_png(12_000, 8_400), name="huge.png", max_pixels=LIMIT * 4)
+    assert (header.width, header.height, header.wide, header.transparent) == (
+        12_000, 8_400, False, False)
+    with pytest.raises(InputError, match=r"bomb\.png: 100000x100000 .*max_pixels"):
+        read_header(samples.bomb_png(100_000, 100_000), name="bomb.png", max_pixels=LIMIT)
 
 
 @pytest.mark.parametrize(("data", "why"), [

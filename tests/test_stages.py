@@ -156,3 +156,28 @@ def test_submit_after_close_is_refused() -> None:
     pipeline.close()
     with pytest.raises(RuntimeError, match="not running"):
         pipeline.submit(1)
+
+
+@dataclass
+class Releasing(Arithmetic):
+    """Arithmetic whose decoded items hold something (memory, say) until ``release``."""
+
+    released: list[int] = field(default_factory=list)
+
+    def release(self, decoded: int) -> None:
+        self.released.append(decoded // 10)
+
+
+def test_every_decoded_item_is_released_once_before_its_outcome_whatever_its_end() -> None:
+    stages = Releasing(bad_decode={1}, bad_infer={2}, bad_encode={3})
+    seen: dict[int, bool] = {}
+
+    def done(outcome: Outcome) -> None:
+        seen[outcome.item] = outcome.item in stages.released
+
+    with StagedPipeline(stages, done, batch=3, decode_workers=2) as pipeline:
+        for x in range(8):
+            pipeline.submit(x)
+    # 1 was never decoded; 2's batch failed and was retried one by one; 3 failed to encode.
+    assert sorted(stages.released) == [0, 2, 3, 4, 5, 6, 7]
+    assert seen == {x: x != 1 for x in range(8)}

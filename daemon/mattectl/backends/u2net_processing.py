@@ -155,4 +155,6 @@ def enlarge(mask: np.ndarray, width: int, height: int, resample: Resample) -> np
     the backend follows does (the rules' probe enlarges its mask with this too)."""
     method = Image.Resampling.LANCZOS if resample == "lanczos" else Image.Resampling.BILINEAR
     big = Image.fromarray(mask, mode="L").resize((width, height), method)
-    return np.asarray(big, dtype=np.float32) * np.float32(1 / 255)
+    alpha = np.asarray(big, dtype=np.float32)
+    alpha *= np.float32(1 / 255)  # in place: a 100 MP alpha is 400 MB
+    return alpha

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mattectl.imageio.edges import edge_band, foreground_at, refine_alpha, unit
+from mattectl.imageio.edges import foreground_strips, refine_alpha, unit
 
 # Pixels fainter than this (about 8 of 255) do not count as subject when trimming.
 TRIM_THRESHOLD = 0.03
@@ -80,10 +80,9 @@ def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | 
         alpha = alpha * source_alpha
     if not colour:
         return Layers(pixels, alpha)
-    band = edge_band(alpha)
     fg = np.array(pixels, order="C")  # opaque and fully transparent pixels keep the photo's
-    if len(band):
-        band.put(fg, quantise(foreground_at(pixels, alpha, band), pixels.dtype))
+    for band, values in foreground_strips(pixels, alpha):
+        band.put(fg, quantise(values, pixels.dtype))
     return Layers(fg, alpha)
 
 

@@ -93,6 +93,39 @@ def _check_header(img: Image.Image, name: str, max_pixels: int) -> None:
                          "save one frame as a still image")
 
 
+@dataclass(frozen=True)
+class Header:
+    """What a photo's header says, before a pixel is decoded: enough to know what decoding it
+    will cost (see :mod:`mattectl.matting.memory`)."""
+
+    width: int
+    height: int
+    wide: bool  # 16 bits (or more) per sample
+    transparent: bool  # it may carry an alpha channel or a transparent colour
+    format: str | None
+    mode: str
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def read_header(data: bytes, *, name: str, max_pixels: int) -> Header:
+    """The header of image bytes, checked as :func:`decode` checks it (``max_pixels``, frames);
+    decodes no pixels. Raises :class:`InputError` naming the file."""
+    img = _open(data, name)
+    _check_header(img, name, max_pixels)
+    return _header_of(img)
+
+
+def _header_of(img: Image.Image) -> Header:
+    mode = img.mode
+    wide = _is_wide(img) or mode in ("I", "F") or mode.startswith("I;16")
+    transparent = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    width, height = img.size
+    return Header(width, height, wide, transparent, img.format, mode)
+
+
 def _is_wide(img: Image.Image) -> bool:
     """Whether the file stores 16 bits per sample (Pillow would decode RGB ones to 8 bits)."""
     for tile in img.tile:

@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from mattectl.backends.cache import ModelCache
+from mattectl.backends.base import MattingBackend
 from mattectl.config import WatchConfig
 from mattectl.errors import InputError
 from mattectl.imageio import write as output
 from mattectl.imageio.options import OutputOptions
-from mattectl.imageio.read import DecodedImage, decode
+from mattectl.imageio.read import DecodedImage, decode, read_header
+from mattectl.matting.memory import Lease, MemoryBudget
 from mattectl.matting.planner import FolderRules, Matte, RulePlanner
 from mattectl.matting.stages import ms_since
 
@@ -51,6 +52,13 @@ class Recipe:
 class Decoded:
     image: DecodedImage
     ms: float
+    lease: Lease | None = field(default=None, repr=False, compare=False)
+
+    def release(self) -> None:
+        """Give back the memory reserved for this photo (see :class:`MemoryBudget`): done by
+        :meth:`PhotoPipeline.finish`, and by whoever drops a decoded photo unfinished."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 @dataclass(frozen=True)
@@ -81,29 +89,56 @@ def decode_photo(data: bytes, *, name: str, max_pixels: int, min_side: int) -> D
     return image
 
 
+class Models(Protocol):
+    """Where the pipeline gets a model's backend: the daemon's ModelCache, or (``bench``) the
+    one backend being measured."""
+
+    def get(self, name: str) -> MattingBackend: ...
+
+
 class PhotoPipeline:
     """The steps of one photo. Raises InputError for a bad photo, ModelUnavailableError (or
-    RuleBlockedError) when no model can matte it, BackendError when the model fails."""
+    RuleBlockedError) when no model can matte it, BackendError when the model fails.
 
-    def __init__(self, models: ModelCache, *, max_pixels: int, min_side: int = 16,
-                 planner: RulePlanner | None = None) -> None:
+    ``max_decode_mb`` bounds the memory of the photos in flight together, from their headers
+    (see :class:`~mattectl.matting.memory.MemoryBudget`; None: no bound): :meth:`decode`
+    reserves a photo's share, waiting while it does not fit, and :meth:`finish` gives it back.
+    A decoded photo that is dropped unfinished must be given back with
+    :meth:`Decoded.release` (:meth:`run` and :class:`PhotoStages` do)."""
+
+    def __init__(self, models: Models, *, max_pixels: int, min_side: int = 16,
+                 planner: RulePlanner | None = None, max_decode_mb: int | None = None) -> None:
         self.models = models
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.planner = planner
+        self.memory = MemoryBudget(max_decode_mb)
 
     def run(self, photo: Photo, recipe: Recipe) -> Cutout:
         decoded = self.decode(photo)
-        return self.finish(decoded, self.matte(decoded, photo.name, recipe), recipe)
+        try:
+            return self.finish(decoded, self.matte(decoded, photo.name, recipe), recipe)
+        finally:
+            decoded.release()
 
     # -- the steps, in order -------------------------------------------------------------------
 
     def decode(self, photo: Photo) -> Decoded:
+        """The decoded photo, holding its share of the memory budget (refused from its header
+        when it can never fit; waits while it does not fit beside the photos in flight)."""
         start = time.perf_counter()
         data = photo.data if photo.data is not None else _read(photo)
-        image = decode_photo(data, name=photo.name, max_pixels=self.max_pixels,
-                             min_side=self.min_side)
-        return Decoded(image, ms_since(start))
+        header = read_header(data, name=photo.name, max_pixels=self.max_pixels)
+        ms = ms_since(start)
+        lease = self.memory.admit(header, len(data), photo.name)
+        start = time.perf_counter()  # the wait for memory is not decoding time
+        try:
+            image = decode_photo(data, name=photo.name, max_pixels=self.max_pixels,
+                                 min_side=self.min_side)
+        except BaseException:
+            lease.release()
+            raise
+        return Decoded(image, ms + ms_since(start), lease)
 
     def matte(self, decoded: Decoded, name: str, recipe: Recipe) -> Matte:
         """Facts, decision and the chosen model's alpha for the whole frame."""
@@ -130,9 +165,12 @@ class PhotoPipeline:
             options = matte.output.apply(options)
         start = time.perf_counter()
         image = decoded.image
-        cut = output.refine(image, matte.alpha, options, model_side=matte.model_side)
-        refine_ms = ms_since(start)
-        encoded = output.encode_cut(image, cut, options)
+        try:
+            cut = output.refine(image, matte.alpha, options, model_side=matte.model_side)
+            refine_ms = ms_since(start)
+            encoded = output.encode_cut(image, cut, options)
+        finally:
+            decoded.release()
         return Cutout(encoded.data, image.width, image.height, matte.model, matte.device,
                       decoded.ms, matte.inference_ms, ms_since(start), refine_ms, options,
                       matte.decision)
@@ -151,7 +189,8 @@ class PhotoStages:
     """:class:`PhotoPipeline`'s steps as the stages of a
     :class:`~mattectl.matting.stages.StagedPipeline` (decoding and encoding overlap the model):
     ``decode``, then ``infer`` (facts, decision and model; one call for a batch of a fixed
-    model), then ``encode`` (finish, then ``deliver`` the cutout, e.g. write it)."""
+    model), then ``encode`` (finish, then ``deliver`` the cutout, e.g. write it). ``release``
+    gives back the memory of a photo that ends before ``encode`` (its model failed)."""
 
     def __init__(self, pipeline: PhotoPipeline, recipe: Recipe,
                  deliver: Callable[[Photo, Cutout], Any] | None = None) -> None:
@@ -170,3 +209,6 @@ class PhotoStages:
     def encode(self, photo: Photo, decoded: tuple[Photo, Decoded], matte: Matte) -> Any:
         cutout = self.pipeline.finish(decoded[1], matte, self.recipe)
         return cutout if self.deliver is None else self.deliver(photo, cutout)
+
+    def release(self, decoded: tuple[Photo, Decoded]) -> None:
+        decoded[1].release()

@@ -35,7 +35,12 @@ R = TypeVar("R")  # the final result of one item
 
 class Stages(Protocol[T, D, A, R]):
     """The work of each stage. ``decode`` and ``encode`` run on pool threads, several at once;
-    ``infer`` runs on the one inference thread and returns one output per input, in order."""
+    ``infer`` runs on the one inference thread and returns one output per input, in order.
+
+    Stages may also have ``release(decoded)``: it is called once for every decoded item when
+    the item leaves the pipeline, whatever its end (encoded, or failed in inference or
+    encoding), before its outcome is delivered; e.g. to give back memory ``decode`` reserved.
+    """
 
     def decode(self, item: T, /) -> D: ...
 
@@ -102,6 +107,7 @@ class StagedPipeline(Generic[T, D, A, R]):
         self._encoders: ThreadPoolExecutor | None = None
         self._inference: threading.Thread | None = None
         self._closed = False
+        self._release: Callable[[D], object] | None = getattr(stages, "release", None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -211,7 +217,13 @@ class StagedPipeline(Generic[T, D, A, R]):
         self._finish(work, result, None)
 
     def _finish(self, work: _Work[T, D], result: R | None, error: Exception | None) -> None:
-        work.decoded = None  # the decoded photo can go before the callback runs
+        decoded, work.decoded = work.decoded, None  # it can go before the callback runs
+        if decoded is not None and self._release is not None:
+            try:
+                self._release(decoded)
+            except Exception:
+                logger.exception("%s: releasing an item failed", self.name)
+        del decoded
         times = replace(work.times, total_ms=ms_since(work.submitted))
         try:
             self.on_done(Outcome(work.item, result, error, times))
