@@ -14,7 +14,7 @@ from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, U2NetConfig
 from mattectl.errors import ModelUnavailableError
 
-from .support import SHARED, need
+from .support import SHARED, U2NETP_WEIGHTS, need
 
 OFFICIAL = SHARED / "data" / "u2net_official"
 REMBG = SHARED / "data" / "rembg_u2netp"
@@ -45,11 +45,15 @@ def assert_golden(diffs: dict[str, float]) -> None:
 
 
 @pytest.mark.slow
-def test_reproduces_the_official_u2netp_results(shared_models: Path) -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_reproduces_the_official_u2netp_results(shared_models: Path, precision: str) -> None:
+    """In every format the CPU offers (float16 is CUDA's: tests/test_gpu_backends.py)."""
     photos = sorted(need(OFFICIAL / "test_images").iterdir())
     pairs = [(p, OFFICIAL / "u2netp_results" / f"{p.stem}.png") for p in photos]
-    cache = ModelCache(ModelsConfig(u2net=U2NetConfig(resample="official")), shared_models)
+    cache = ModelCache(ModelsConfig(u2net=U2NetConfig(resample="official",
+                                                      precision=precision)), shared_models)
     diffs = mean_abs_diffs(cache, pairs)
+    assert cache.get("u2netp").precision == precision
     assert len(diffs) == 18
     assert_golden(diffs)
 
@@ -74,9 +78,10 @@ def test_the_other_resampling_does_not_match_rembg(shared_models: Path) -> None:
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
+    # u2netp ships with mattectl; u2net must be pulled.
     cache = ModelCache(ModelsConfig(), tmp_path / "models")
-    with pytest.raises(ModelUnavailableError, match="mattectl models pull u2netp"):
-        cache.get("u2netp")
+    with pytest.raises(ModelUnavailableError, match="`mattectl models pull u2net`"):
+        cache.get("u2net")
 
 
 def test_corrupt_weights_are_reported(tmp_path: Path) -> None:
@@ -89,8 +94,7 @@ def test_corrupt_weights_are_reported(tmp_path: Path) -> None:
 
 
 def test_wrong_architecture_is_reported(shared_models: Path, tmp_path: Path) -> None:
-    cache = ModelCache(ModelsConfig(paths={"u2net": shared_models / "u2netp" /
-                                           "u2netp_bnfolded_fp16.pth"}), tmp_path)
+    cache = ModelCache(ModelsConfig(paths={"u2net": U2NETP_WEIGHTS}), shared_models)
     with pytest.raises(ModelUnavailableError, match="not a u2net checkpoint"):
         cache.get("u2net").load()
 

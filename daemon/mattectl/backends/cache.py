@@ -60,6 +60,7 @@ class ModelCache:
         loaded = self.loaded()
         with self._lock:
             warnings = {name: b.warning for name, b in self._backends.items() if b.loaded}
+            formats = {name: b.precision for name, b in self._backends.items() if b.loaded}
         out = {}
         for name in names:
             found = self.availability(name)
@@ -67,7 +68,8 @@ class ModelCache:
                 available=found.ok, reason=found.reason, backend=MODELS[name].backend,
                 isolation=self.options.isolation,
                 weights=str(found.weights) if found.weights else None,
-                loaded=name in loaded, device=loaded.get(name), warning=warnings.get(name))
+                loaded=name in loaded, device=loaded.get(name), precision=formats.get(name),
+                warning=warnings.get(name))
         return out
 
     def unload_idle(self, max_idle_s: float, now: float | None = None) -> list[str]:

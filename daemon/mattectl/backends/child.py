@@ -8,7 +8,8 @@ Reads requests from the connection on file descriptor ``FD`` and answers each wi
 - ``("predict", [shape, ...])`` followed by each photo's bytes -> ``("arrays", [shape, ...])``
   followed by each alpha's bytes (see ``wire``; several photos make one ``predict_batch``);
 - ``("load",)``, ``("set_threads", n)``, ``("reset_peak_memory",)``, ``("peak_memory",)`` ->
-  what the backend's method returns; ``("unload",)`` -> None, then the child exits.
+  what the backend's method returns; ``("precision",)`` -> the loaded model's number format;
+  ``("unload",)`` -> None, then the child exits.
 
 Errors mattectl raises on purpose keep their kind; anything else is reported as a BackendError.
 A crash or a hang has no answer at all: the parent notices (see ``isolated``).
@@ -61,7 +62,8 @@ def _build(target: str, spec: Any, weights: Any, options: Any) -> MattingBackend
 
 
 # Requests answered by calling the backend's method of that name with the request's arguments.
-_CALLS = ("load", "unload", "set_threads", "reset_peak_memory", "peak_memory")
+_CALLS = ("load", "unload", "set_threads", "reset_peak_memory", "peak_memory",
+          "forward_profile")
 
 
 def _answer(backend: MattingBackend, conn: Connection,
@@ -74,6 +76,8 @@ def _answer(backend: MattingBackend, conn: Connection,
         return ("arrays", [a.shape for a in alphas]), alphas
     if op in _CALLS:
         return ("ok", getattr(backend, op)(*request[1:])), []
+    if op == "precision":
+        return ("ok", backend.precision), []
     raise BackendError(f"unknown request {op!r}")
 
 

@@ -200,7 +200,9 @@ class IsolatedBackend(MattingBackend):
             raise BackendError(f"cannot start the inference process for {self.name}: "
                                f"{exc}") from exc
         try:
-            return self._request(("load",), self.options.load_timeout_s, "loading the model")
+            device = self._request(("load",), self.options.load_timeout_s, "loading the model")
+            self.precision = self._request(("precision",), STOP_TIMEOUT_S, "answering precision")
+            return device
         except errors.MattectlError:
             self._stop_child(kill=True)
             raise
@@ -246,3 +248,6 @@ class IsolatedBackend(MattingBackend):
 
     def peak_memory(self) -> int | None:
         return self._call("peak_memory")
+
+    def forward_profile(self, precision: str, passes: int) -> tuple[list[float], float] | None:
+        return self._call("forward_profile", precision, passes)

@@ -1,17 +1,20 @@
-"""U²-Net and U²-NetP on PyTorch: CUDA in half precision when there is a GPU, else the CPU."""
+"""U²-Net and U²-NetP on PyTorch: CUDA in half precision when there is a GPU, else the CPU, in
+bfloat16 where the CPU runs it faster than float32 (see :mod:`mattectl.backends.precision`)."""
 
 from __future__ import annotations
 
 import logging
 import pickle
+import time
 import zipfile
 
 import numpy as np
 import torch
 
+from mattectl.backends import precision
 from mattectl.backends.base import MattingBackend
 from mattectl.backends.u2net_arch import U2NET, U2NETP
-from mattectl.backends.u2net_processing import postprocess, preprocess
+from mattectl.backends.u2net_processing import INPUT_SIZE, postprocess, preprocess
 from mattectl.errors import BackendError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -73,13 +76,61 @@ class U2NetBackend(MattingBackend):
             raise ModelUnavailableError(
                 f"{self.weights} is not a {self.spec.variant} checkpoint: {str(exc)[:300]}"
             ) from exc
-        self._dtype = torch.float16 if device.type == "cuda" and self.options.u2net.half \
-            else torch.float32
         if device.type == "cuda" and self.options.u2net.gpu_memory_mb:
             cap_gpu_memory(device, self.options.u2net.gpu_memory_mb)
-        self._net = net.eval().to(device=device, dtype=self._dtype)
         self._torch_device = device
+        self._net = net.eval().to(device=device)
+        chosen = precision.choose(self.options.u2net, device, self._forward_ms,
+                                  key=f"{self.spec.variant}-{torch.get_num_threads()}t")
+        self._dtype = precision.DTYPES[chosen]
+        if chosen == "float16":  # bfloat16 runs through autocast, with float32 weights
+            self._net = self._net.to(dtype=torch.float16)
+        self.precision = chosen
         return str(device)
+
+    def forward_profile(self, precision_name: str, passes: int) -> tuple[list[float], float]:
+        with self._lock:
+            self.load()
+            runnable = ("float16",) if self._dtype == torch.float16 else ("float32", "bfloat16")
+            if precision_name not in runnable:
+                raise BackendError(f"{self.name} is loaded in {self.precision} here: it can "
+                                   f"time {' or '.join(runnable)}")
+            self._forward_ms(precision_name, 1)  # warm-up
+            return self._forward_ms(precision_name, passes), self._flops()
+
+    def _flops(self) -> float:
+        """Floating-point operations of one forward pass (multiply and add counted apart): the
+        convolutions, counted from their shapes as one pass runs (the rest is a few percent)."""
+        assert self._net is not None
+        total = [0.0]
+
+        def count(module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            conv = module  # a Conv2d: output pixels x kernel x in-channels per group, x2
+            assert isinstance(conv, torch.nn.Conv2d)
+            kernel = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels / conv.groups
+            total[0] += 2.0 * output.numel() * kernel
+
+        hooks = [m.register_forward_hook(count) for m in self._net.modules()
+                 if isinstance(m, torch.nn.Conv2d)]
+        try:
+            self._forward_ms(self.precision or "float32", 1)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return total[0]
+
+    def _forward_ms(self, name: str, passes: int) -> list[float]:
+        """Milliseconds of ``passes`` forward passes on one 320x320 input in ``name``."""
+        assert self._net is not None
+        x = torch.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), device=self._torch_device,
+                        dtype=torch.float16 if self._dtype == torch.float16 else torch.float32)
+        times = []
+        for _ in range(passes):
+            start = time.perf_counter()
+            with torch.inference_mode(), precision.autocast(self._torch_device, name):
+                self._net(x)
+            times.append((time.perf_counter() - start) * 1000.0)
+        return times
 
     def _unload(self) -> None:
         self._net = None
@@ -94,12 +145,15 @@ class U2NetBackend(MattingBackend):
         assert self._net is not None
         resample = self.options.u2net.resample
         x = np.concatenate([preprocess(rgb, resample) for rgb in images])
-        # Converted on the host: half precision halves the bytes copied to the GPU.
-        x_host = torch.from_numpy(x).to(self._dtype)
+        # Converted on the host: half precision halves the bytes copied to the GPU. (bfloat16
+        # takes float32 in: autocast casts inside each op that gains from it.)
+        x_host = torch.from_numpy(x)
+        if self._dtype == torch.float16:
+            x_host = x_host.to(torch.float16)
         if self._torch_device.type == "cuda":
             x_host = x_host.pin_memory()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), precision.autocast(self._torch_device, self.precision):
                 d0 = self._net(x_host.to(self._torch_device, non_blocking=True))[0]
                 predictions = d0[:, 0].float().cpu().numpy()
         except torch.OutOfMemoryError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +61,42 @@ def _latency_table(results: list[benchmark.BenchResult]) -> Table:
                   for s in r.stages.values()]
         table.add_row(_label(r), r.device, r.probe_model or "-", *stages)
     return table
+
+
+def _bench_precisions(settings: Settings, backend: list[str] | None, formats: str, sizes: str,
+                      count: int, rounds: int, json_out: Path | None) -> None:
+    names = [f.strip() for f in formats.split(",") if f.strip()]
+    known = ("float32", "bfloat16", "float16")
+    if not names or any(n not in known for n in names):
+        raise InputError(f"--precision: use {', '.join(known)}, comma-separated")
+    size = benchmark.parse_sizes(sizes)[0]
+    caches = {}
+    for name in names:  # the same model in each format, each in its own process
+        u2net = settings.models.u2net.model_copy(update={"precision": name})
+        caches[name] = ModelCache(settings.models.model_copy(update={"u2net": u2net}),
+                                  settings.models_dir)
+    (model,) = choose_models(caches[names[0]], (backend or ["u2netp"])[:1])
+    try:
+        results = benchmark.profile_precisions(
+            {name: cache.get(model) for name, cache in caches.items()}, size,
+            benchmark.make_inputs(size, count), rounds=rounds)
+    finally:
+        for cache in caches.values():
+            cache.unload_all()
+    table = Table(title=f"{model}: the forward pass alone (one 320x320 input) and the whole "
+                  f"predict at {size.label}, ms, medians of {rounds} round(s)")
+    for column in ("precision", "device", "forward", "GFLOP/s", "predict", "vs float32"):
+        table.add_column(column, justify="left" if column == "precision" else "right")
+    base = next((r for r in results if r.precision == "float32"), results[0])
+    for r in results:
+        table.add_row(r.precision, r.device, f"{r.forward_ms:.0f}", f"{r.gflops:.0f}",
+                      f"{r.predict_ms:.0f}", f"{base.predict_ms / r.predict_ms:.2f}x")
+    console.print(table)
+    console.print(f"one forward pass is {results[0].gflop:.1f} GFLOP (convolutions, multiply "
+                  "and add counted apart)", highlight=False)
+    if json_out:
+        rows = [{**asdict(r), "gflops": r.gflops} for r in results]
+        write_file(json_out, json.dumps(rows, indent=1).encode(), "overwrite")
 
 
 def _bench_daemon(settings: Settings, backend: list[str] | None, images: Path | None,
@@ -146,10 +183,17 @@ def bench(
         "--images, else synthetic at the first --sizes) into a `mattectl run` with this "
         "config's models, against a bare loop over the model, --rounds times.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="With --daemon: daemon.workers.")] = 2,
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help="Compare number formats instead (e.g. float32,bfloat16; CUDA: "
+        "float16): the forward pass alone with its GFLOP/s, and the whole predict at the "
+        "first --sizes, --rounds times alternating.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Measure latency per stage and model-alone vs whole-pipeline throughput."""
     settings = load_settings_or_defaults(config)
+    if precision:
+        _bench_precisions(settings, backend, precision, sizes, count, rounds, json_out)
+        return
     if daemon:
         _bench_daemon(settings, backend, images, sizes, count, rounds, workers, clean_edges,
                       json_out)
@@ -170,7 +214,7 @@ def bench(
         for name in names:
             err_console.print(f"measuring {name} at {size.label} ({size.width}x{size.height})",
                               highlight=False)
-            results += benchmark.bench(models, name, size, inputs, plan, prober)
+            results += benchmark.bench(models.get(name), size, inputs, plan, prober)
     models.unload_all()
     console.print(_latency_table(results))
     console.print(_throughput_table(results))

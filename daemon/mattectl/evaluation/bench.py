@@ -323,13 +323,23 @@ def _stage_stats(stage_ms: dict[str, list[float]]) -> dict[str, Percentiles | No
     return {name: percentiles(stage_ms[name]) if stage_ms[name] else None for name in STAGES}
 
 
-def bench(models: ModelCache, name: str, size: Size, inputs: Sequence[bytes],
+class _OneModel:
+    """The models a bench's pipeline may ask for: the one being measured."""
+
+    def __init__(self, backend: MattingBackend) -> None:
+        self.backend = backend
+
+    def get(self, name: str) -> MattingBackend:
+        assert name == self.backend.name, name
+        return self.backend
+
+
+def bench(backend: MattingBackend, size: Size, inputs: Sequence[bytes],
           options: BenchOptions, prober: Prober | None = None) -> list[BenchResult]:
     """Measure one backend at one size on ``inputs`` (encoded photos of that size): one result
     per thread setting, the settings alternating inside every round so that they meet the same
     load. With ``prober``, the subject probe is timed too. Raises :class:`InputError` when the
     backend cannot change its thread count."""
-    backend = models.get(name)
     backend.load()
     images = [decode(d, name=f"bench-{i}", max_pixels=MAX_PIXELS).rgb
               for i, d in enumerate(inputs)]
@@ -339,8 +349,8 @@ def bench(models: ModelCache, name: str, size: Size, inputs: Sequence[bytes],
         prober.times(images[:1])  # warm-up: a probe model other than the backend's first call
     reset_peak_rss()
     backend.reset_peak_memory()
-    pipeline = PhotoPipeline(models, max_pixels=MAX_PIXELS)
-    recipe = Recipe(name, options=OutputOptions(clean_edges=options.clean_edges))
+    pipeline = PhotoPipeline(_OneModel(backend), max_pixels=MAX_PIXELS)
+    recipe = Recipe(backend.name, options=OutputOptions(clean_edges=options.clean_edges))
     settings: tuple[int | None, ...] = options.threads or (None,)
     runs = {threads: _Runs() for threads in settings}
     with tempfile.TemporaryDirectory(prefix="mattectl-bench-") as tmp:
@@ -387,3 +397,61 @@ def to_json(results: Sequence[BenchResult]) -> dict[str, Any]:
                                      "measurement, MiB",
                       "peak_gpu_mb": "peak GPU memory the backend allocated, MiB; null on CPU"},
             "stage_notes": STAGE_NOTES, "results": rows}
+
+
+# -- the network alone, per number format ------------------------------------------------------
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """One backend in one number format: the network's forward pass alone on one 320x320 input,
+    and the backend's whole predict (pre-processing, forward, post-processing) on ``size``."""
+
+    backend: str
+    device: str
+    precision: str
+    size: Size
+    forward_ms: float  # medians over every pass of every round
+    predict_ms: float
+    gflop: float  # floating-point operations of one forward pass, in 1e9
+    per_round: dict[str, list[float]]  # forward and predict medians, round by round
+
+    @property
+    def gflops(self) -> float:
+        """Achieved rate of the forward pass: the distance to the hardware's limit."""
+        return self.gflop / (self.forward_ms / 1000.0)
+
+
+def profile_precisions(backends: dict[str, MattingBackend], size: Size,
+                       inputs: Sequence[bytes], *, passes: int = 5,
+                       rounds: int = 3) -> list[ForwardResult]:
+    """``backends``: the same model loaded in each number format (by name). The formats
+    alternate inside every round so that other load on the machine hits them alike."""
+    images = [decode(d, name=f"bench-{i}", max_pixels=MAX_PIXELS).rgb
+              for i, d in enumerate(inputs)]
+    forward: dict[str, list[float]] = {name: [] for name in backends}
+    predict: dict[str, list[float]] = {name: [] for name in backends}
+    per_round: dict[str, dict[str, list[float]]] = {
+        name: {"forward_ms": [], "predict_ms": []} for name in backends}
+    gflop: dict[str, float] = {}
+    for backend in backends.values():
+        backend.predict(images[0])  # load and warm up
+    for _ in range(rounds):
+        for name, backend in backends.items():
+            found = backend.forward_profile(name, passes)
+            if found is None:
+                raise InputError(f"{backend.name} cannot time its forward pass alone")
+            times, flops = found
+            gflop[name] = flops / 1e9
+            forward[name] += times
+            start_ms = []
+            for rgb in images:
+                start = time.perf_counter()
+                backend.predict(rgb)
+                start_ms.append((time.perf_counter() - start) * 1e3)
+            predict[name] += start_ms
+            per_round[name]["forward_ms"].append(statistics.median(times))
+            per_round[name]["predict_ms"].append(statistics.median(start_ms))
+    return [ForwardResult(b.name, b.device or "?", name, size,
+                          statistics.median(forward[name]), statistics.median(predict[name]),
+                          gflop[name], per_round[name])
+            for name, b in backends.items()]
