@@ -62,6 +62,7 @@ class U2NetBackend(MattingBackend):
     _net: torch.nn.Module | None = None
     _torch_device: torch.device
     _dtype: torch.dtype = torch.float32
+    _memory_format: torch.memory_format = torch.contiguous_format
 
     def _load(self) -> str:
         device = resolve_device(self.options.device)
@@ -79,7 +80,12 @@ class U2NetBackend(MattingBackend):
         if device.type == "cuda" and self.options.u2net.gpu_memory_mb:
             cap_gpu_memory(device, self.options.u2net.gpu_memory_mb)
         self._torch_device = device
-        self._net = net.eval().to(device=device)
+        # channels_last on the CPU: oneDNN's convolutions run without reordering each input
+        # (measured at 320x320, 2 threads: float32 247 ms against 308, bfloat16 153 against
+        # 305); not measured on CUDA, so left as it was there.
+        self._memory_format = torch.channels_last if device.type == "cpu" \
+            else torch.contiguous_format
+        self._net = net.eval().to(device=device, memory_format=self._memory_format)
         chosen = precision.choose(self.options.u2net, device, self._forward_ms,
                                   key=f"{self.spec.variant}-{torch.get_num_threads()}t")
         self._dtype = precision.DTYPES[chosen]
@@ -123,7 +129,8 @@ class U2NetBackend(MattingBackend):
         """Milliseconds of ``passes`` forward passes on one 320x320 input in ``name``."""
         assert self._net is not None
         x = torch.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), device=self._torch_device,
-                        dtype=torch.float16 if self._dtype == torch.float16 else torch.float32)
+                        dtype=torch.float16 if self._dtype == torch.float16 else torch.float32
+                        ).contiguous(memory_format=self._memory_format)
         times = []
         for _ in range(passes):
             start = time.perf_counter()
@@ -154,7 +161,8 @@ class U2NetBackend(MattingBackend):
             x_host = x_host.pin_memory()
         try:
             with torch.inference_mode(), precision.autocast(self._torch_device, self.precision):
-                d0 = self._net(x_host.to(self._torch_device, non_blocking=True))[0]
+                x_device = x_host.to(self._torch_device, non_blocking=True)
+                d0 = self._net(x_device.contiguous(memory_format=self._memory_format))[0]
                 predictions = d0[:, 0].float().cpu().numpy()
         except torch.OutOfMemoryError as exc:
             raise BackendError(f"{self.name} ran out of GPU memory: {exc}") from exc
