@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mattectl.store.repository import Job, JobRepository
 
-from .support import ALLOW_ROOT_TOML, REPO_ROOT, U2NETP_WEIGHTS, need, wait_for
+from .support import ALLOW_ROOT_TOML, REPO_ROOT, wait_for
 
 CONFIG = """
 [daemon]
@@ -36,10 +36,11 @@ stability_s = 0.5
 
 def write_config(root: Path, models: Path | None = None, *, daemon: str = "",
                  watch: str = "") -> Path:
-    """A config for a daemon under ``root`` (drop folder ``in``, output ``out``)."""
+    """A config for a daemon under ``root`` (drop folder ``in``, output ``out``); by default
+    its models dir holds nothing, so u2netp comes from the weights shipped in the package."""
     (root / "in").mkdir(exist_ok=True)
     path = root / "mattectl.toml"
-    path.write_text(CONFIG.format(models=models or need(U2NETP_WEIGHTS).parents[1],
+    path.write_text(CONFIG.format(models=models or root / "models",
                                   allow_root=ALLOW_ROOT_TOML, daemon=daemon, watch=watch))
     return path
 

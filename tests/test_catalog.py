@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from mattectl.backends.catalog import MODELS, availability, find_weights
+from mattectl.backends.catalog import (
+    MODELS,
+    Found,
+    WeightSource,
+    availability,
+    find_weights,
+    locate,
+    packaged_path,
+)
 
 from .support import REPO_ROOT
 
@@ -24,16 +33,58 @@ def bshm_folder(folder: Path) -> Path:
 
 
 def test_u2net_weights_canonical_then_any_pth(tmp_path: Path) -> None:
-    spec = MODELS["u2netp"]
-    folder = tmp_path / "u2netp"
+    spec = MODELS["u2net"]
+    folder = tmp_path / "u2net"
     folder.mkdir()
     (folder / "notes.txt").write_text("")
     assert find_weights(spec, tmp_path) is None
     (folder / "from-the-nas.pth").write_bytes(b"w")
     assert find_weights(spec, tmp_path) == folder / "from-the-nas.pth"
-    (folder / "u2netp.pth").write_bytes(b"w")
-    assert find_weights(spec, tmp_path) == folder / "u2netp.pth"
+    (folder / "u2net.pth").write_bytes(b"w")
+    assert find_weights(spec, tmp_path) == folder / "u2net.pth"
     assert find_weights(spec, tmp_path, tmp_path / "elsewhere.pth") is None
+
+
+def test_u2netp_comes_from_the_package_unless_configured_or_installed(tmp_path: Path) -> None:
+    spec = MODELS["u2netp"]
+    shipped = packaged_path(spec)
+    assert shipped == REPO_ROOT / "daemon" / "mattectl" / "assets" / "u2netp" / \
+        "u2netp_bnfolded_fp16.pth"
+    found = availability(spec, tmp_path / "models")
+    assert (found.ok, found.weights, found.source) == (True, shipped, WeightSource.PACKAGE)
+    installed = tmp_path / "models" / "u2netp" / "u2netp.pth"
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(b"w")
+    assert locate(spec, tmp_path / "models") == Found(installed, WeightSource.MODELS_DIR)
+    explicit = tmp_path / "opt" / "u2netp.pth"
+    assert availability(spec, tmp_path / "models", explicit).ok is False  # not replaced
+    explicit.parent.mkdir()
+    explicit.write_bytes(b"w")
+    assert locate(spec, tmp_path / "models", explicit) == Found(explicit, WeightSource.PATH)
+
+
+def test_a_shipped_file_of_the_wrong_size_is_not_used(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = MODELS["u2netp"]
+    assert spec.packaged is not None
+    monkeypatch.setitem(MODELS, "u2netp", replace(spec, packaged=replace(
+        spec.packaged, size=spec.packaged.size + 1)))
+    found = availability(MODELS["u2netp"], tmp_path / "models")
+    assert not found.ok
+    assert found.reason.startswith("the u2netp weights shipped with mattectl at ")
+    assert "are damaged (2548183 bytes, expected 2548184); reinstall mattectl" in found.reason
+
+
+def test_every_downloadable_model_lists_its_sources_drive_last() -> None:
+    for spec in MODELS.values():
+        if spec.modelscope_ids:
+            continue
+        sources = spec.files[0].sources
+        assert sources and spec.files[0].md5, spec.name  # somewhere to get it, and a check
+        drive = [i for i, s in enumerate(sources) if "drive.google.com" in s.urls[0]]
+        assert drive and drive == list(range(len(sources) - len(drive), len(sources))), spec.name
+        assert not sources[0].label.startswith("Google Drive"), spec.name
+        assert all(u.startswith("https://") for s in sources for u in s.urls), spec.name
 
 
 def test_bshm_configured_folder_or_file(tmp_path: Path) -> None:
@@ -83,7 +134,8 @@ print(json.dumps({"found": found, "imported": heavy}))
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "models")],
                          capture_output=True, text=True, timeout=60, check=True,
                          env={"PYTHONPATH": str(REPO_ROOT / "daemon"), "HOME": str(tmp_path)})
-    assert json.loads(out.stdout) == {"found": {"u2netp": False, "bshm": False}, "imported": []}
+    # u2netp is found in the package, by path alone.
+    assert json.loads(out.stdout) == {"found": {"u2netp": True, "bshm": False}, "imported": []}
 
 
 @pytest.mark.parametrize("module", ["mattectl.backends", "mattectl.backends.cache",

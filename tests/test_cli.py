@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import mattectl
 from mattectl.cli.main import app
 from mattectl.config import Settings
 from mattectl.errors import DaemonNotRunningError, InvalidTransitionError
@@ -57,10 +58,11 @@ def test_process_cuts_out_files_and_folders(tmp_path: Path, shared_models: Path,
 
 
 def test_process_without_weights_says_how_to_get_them(tmp_path: Path, small_photo: Path) -> None:
+    # u2netp is shipped with mattectl; u2net must be pulled first.
     config = write_config(tmp_path, tmp_path / "empty-models")
     result = runner.invoke(app, ["process", str(small_photo), "--out", str(tmp_path / "o"),
-                                 "--config", str(config)])
-    assert "mattectl models pull u2netp" in str(result.exception)
+                                 "--model", "u2net", "--config", str(config)])
+    assert "`mattectl models pull u2net`" in str(result.exception)
 
 
 def test_status_before_the_daemon_ever_ran_exits_3(tmp_path: Path, shared_models: Path) -> None:
@@ -111,3 +113,42 @@ def test_jobs_show_and_retry(make_settings: Callable[..., Settings], tmp_path: P
 def test_help(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_version_is_the_packages() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert (result.exit_code, result.output) == (0, f"mattectl {mattectl.__version__}\n")
+    assert 'version = { attr = "mattectl.__version__" }' in \
+        (REPO_ROOT / "pyproject.toml").read_text()  # one version, not two to keep equal
+
+
+@pytest.mark.slow  # a real bash, and mattectl started three times
+def test_install_completion_then_bash_completes_commands_and_model_names(tmp_path: Path) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # `python -m mattectl`, as the tests start it: completion must still be for `mattectl`.
+    (bin_dir / "mattectl").write_text(f'#!/bin/sh\nPYTHONPATH="{REPO_ROOT / "daemon"}" '
+                                      f'exec "{sys.executable}" -m mattectl "$@"\n')
+    (bin_dir / "mattectl").chmod(0o755)
+    env = {"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "SHELL": bash}
+    # Typer finds the shell it is installed for from the process that started it: bash here.
+    installed = subprocess.run([bash, "-c", "mattectl --install-completion"], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert installed.returncode == 0, installed.stderr
+    assert "bash completion installed" in installed.stdout
+    assert "source" in (tmp_path / ".bashrc").read_text()
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        script = (f"source {tmp_path / '.bash_completions' / 'mattectl.sh'}\n"
+                  f"COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}\n"
+                  "_mattectl_completion mattectl; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+        done = subprocess.run([bash, "-c", script], env=env, capture_output=True, text=True,
+                              timeout=120)
+        return done.stdout.split()
+
+    assert complete("mattectl mo") == ["models"]
+    assert complete("mattectl models pull u2net_") == ["u2net_human_seg"]

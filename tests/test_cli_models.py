@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from mattectl.backends.catalog import MODELS, Source
 from mattectl.cli.main import app
 
 from . import bshm_graph
@@ -47,17 +49,19 @@ def listed(config: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_pull_list_verify(config: Path, server: FileServer) -> None:
-    assert listed(config)["u2netp"]["checksum"] == "missing"
+    shipped = listed(config)["u2netp"]
+    assert (shipped["origin"], shipped["checksum"]) == ("package", "shipped")
     url = f"{server.url}/mirror/u2netp.pth"
     code, out = models(config, "pull", "u2netp", "--url", url)
     assert code == 1
     assert "published checksum" in out
+    assert f"u2netp: trying --url\n    {url}\n" in out
     code, out = models(config, "pull", "u2netp", "--url", url, "--custom")
     assert code == 0, out
     assert "installed at" in out
     state = listed(config)["u2netp"]
-    assert (state["checksum"], state["published_checksum"], state["loaded"]) == \
-        ("custom", "md5", False)
+    assert (state["origin"], state["checksum"], state["published_checksum"], state["loaded"]) \
+        == ("models dir", "custom", "md5", False)
     code, out = models(config, "verify", "u2netp")
     assert code == 0, out
     assert "loads and runs" in out
@@ -66,6 +70,31 @@ def test_pull_list_verify(config: Path, server: FileServer) -> None:
     code, out = models(config, "verify")
     assert code == 1
     assert "u2netp.pth is truncated: 1000 of" in out
+
+
+def test_a_pull_that_no_source_answers_names_each_and_fails(
+        config: Path, server: FileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = MODELS["u2net"]
+    sources = (Source("GitHub release x/y 3.2", (f"{server.url}/releases/u2net.pth",)),
+               Source("Google Drive, linked by the README", (f"{server.url}/uc?id=X",)))
+    monkeypatch.setitem(MODELS, "u2net", replace(spec, files=(replace(
+        spec.files[0], sources=sources),)))
+    code, out = models(config, "pull", "u2net", "--timeout", "2")
+    assert code == 1
+    assert f"u2net: trying GitHub release x/y 3.2\n    {server.url}/releases/u2net.pth\n" in out
+    assert f"u2net: trying Google Drive, linked by the README\n    {server.url}/uc?id=X\n" in out
+    assert "failed u2net: no source could deliver u2net.pth (2 tried):" in out
+    assert f"  1. GitHub release x/y 3.2 ({server.url}/releases/u2net.pth): the server " \
+        "answered 404 Not Found" in out
+    assert "`mattectl models import u2net FILE`" in out
+    assert listed(config)["u2net"]["checksum"] == "missing"
+
+
+def test_model_names_complete_in_the_shell() -> None:
+    env = {"_MATTECTL_COMPLETE": "complete_bash", "COMP_WORDS": "mattectl models pull u2n",
+           "COMP_CWORD": "3"}
+    result = runner.invoke(app, [], env=env, prog_name="mattectl")
+    assert result.output.split() == ["u2netp", "u2net", "u2net_human_seg"]
 
 
 @pytest.mark.slow

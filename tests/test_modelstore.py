@@ -3,21 +3,24 @@ HTTP server and a ModelScope hub on loopback, and pre-filled ModelScope caches."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mattectl import config
+from mattectl.backends.catalog import MODELS, Source
 from mattectl.config import Settings
 from mattectl.errors import ChecksumError, DownloadError, ModelUnavailableError
 from mattectl.modelstore.manifest import MANIFEST, Published
 from mattectl.modelstore.service import ChecksumState, ModelStore
 
 from . import bshm_graph
-from .http_server import FileServer, ModelScopeHub, serving
+from .http_server import DriveServer, FileServer, ModelScopeHub, serving
 from .support import U2NETP_WEIGHTS, need
 
 MODEL_ID = "damo/cv_unet_image-matting"
@@ -60,8 +63,85 @@ def test_pull_checks_the_published_checksum(server: FileServer, settings: Settin
     # The shared weights are a re-export, not the file the U-2-Net authors publish.
     with pytest.raises(DownloadError, match=r"md5 .*published checksum.*--custom"):
         store.pull("u2netp", no_progress, url=f"{server.url}/u2netp.pth")
-    assert store.state("u2netp").checksum == ChecksumState.MISSING
-    assert list(settings.models_dir.rglob("*.part")) == []
+    # Nothing was installed: u2netp still comes from the weights shipped with mattectl.
+    assert (store.state("u2netp").checksum, store.state("u2netp").origin) == (
+        ChecksumState.SHIPPED, "package")
+    assert list(settings.models_dir.rglob("*.part*")) == []
+
+
+@pytest.mark.slow  # loads the model
+def test_u2netp_ships_with_mattectl_listed_and_verified(settings: Settings,
+                                                        weights: Path) -> None:
+    store = ModelStore(settings)
+    state = store.state("u2netp")
+    assert (state.origin, state.checksum, state.published_checksum, state.location,
+            state.size) == ("package", ChecksumState.SHIPPED, "sha256", str(weights),
+                            weights.stat().st_size)
+    assert (store.state("u2net").origin, store.state("u2net").checksum) == (
+        None, ChecksumState.MISSING)
+    result = store.verify("u2netp")
+    assert result.ok, result.findings
+    assert result.findings == ["shipped with mattectl (the embedded default)",
+                               f"{weights.name}: matches the checksum shipped with mattectl",
+                               "loads and runs"]
+
+
+def serve_u2netp_as_published(monkeypatch: pytest.MonkeyPatch, weights: Path,
+                              sources: tuple[Source, ...]) -> None:
+    """The catalog's u2netp with ``sources``, and the shipped weights as the published file."""
+    spec = MODELS["u2netp"]
+    published = replace(spec.files[0], md5=hashlib.md5(weights.read_bytes()).hexdigest(),
+                        sources=sources)
+    monkeypatch.setitem(MODELS, "u2netp", replace(spec, files=(published,)))
+
+
+@pytest.mark.slow  # loads the model
+def test_pull_tries_each_source_in_the_catalogs_order(
+        server: FileServer, settings: Settings, weights: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = weights.read_bytes()
+    server.files["/release/u2netp.pth"] = data[::-1]  # the wrong file
+    server.stall["/mirror/u2netp.pth"] = 1000  # hangs after a kilobyte
+    server.files["/mirror/u2netp.pth"] = data
+    with serving(DriveServer("form")) as drive:
+        drive.drive["ID"] = data
+        sources = (Source("release", (f"{server.url}/release/u2netp.pth",)),
+                   Source("mirror", (f"{server.url}/mirror/u2netp.pth",)),
+                   Source("Google Drive", (f"{drive.url}/uc?export=download&id=ID",)))
+        serve_u2netp_as_published(monkeypatch, weights, sources)
+        tried: list[str] = []
+        store = ModelStore(settings)
+        record = store.pull("u2netp", no_progress, on_source=lambda s: tried.append(s.label),
+                            timeout=0.5)
+    assert tried == ["release", "mirror", "Google Drive"]
+    installed = settings.models_dir / "u2netp" / "u2netp.pth"
+    assert (record.location, record.source, record.published) == (
+        str(installed), f"{drive.url}/uc?export=download&id=ID", Published.MATCH)
+    assert installed.read_bytes() == data
+    state = store.state("u2netp")  # the installed copy now comes before the shipped one
+    assert (state.origin, state.checksum) == ("models dir", ChecksumState.PUBLISHED)
+    assert sorted(p.name for p in installed.parent.iterdir()) == ["u2netp.pth"]
+
+
+def test_when_no_source_delivers_the_pull_says_which_failed_and_what_else_to_do(
+        server: FileServer, settings: Settings, weights: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/release/u2netp.pth"] = b"not it"
+    with serving(DriveServer("quota")) as drive:
+        drive.drive["ID"] = weights.read_bytes()
+        sources = (Source("release", (f"{server.url}/release/u2netp.pth",)),
+                   Source("Google Drive", (f"{drive.url}/uc?export=download&id=ID",)))
+        serve_u2netp_as_published(monkeypatch, weights, sources)
+        with pytest.raises(DownloadError) as caught:
+            ModelStore(settings).pull("u2netp", no_progress, timeout=0.5)
+    message = str(caught.value)
+    assert message.startswith("no source could deliver u2netp.pth (2 tried):\n  1. release (")
+    assert "  2. Google Drive (" in message and "Quota exceeded" in message
+    assert message.endswith("install it with `mattectl models import u2netp FILE`, or give a "
+                            "mirror with --url.")
+    assert ModelStore(settings).state("u2netp").origin == "package"
+    assert not (settings.models_dir / "u2netp").exists() or \
+        list((settings.models_dir / "u2netp").iterdir()) == []
 
 
 def test_pull_installs_loads_and_records(server: FileServer, settings: Settings,

@@ -95,6 +95,8 @@ def test_models_are_checked_before_any_work(tmp_path: Path, shared_models: Path)
         choose_models(models, ["u3net"])
     with pytest.raises(ModelUnavailableError, match=r"u2net.*not installed"):
         choose_models(models, ["u2net"])
-    empty = config.parse({"models": {"dir": str(tmp_path)}})
+    # u2netp ships with mattectl: nothing runs only when a configured file is missing.
+    empty = config.parse({"models": {"dir": str(tmp_path),
+                                     "paths": {"u2netp": str(tmp_path / "gone.pth")}}})
     with pytest.raises(ModelUnavailableError, match="no model is installed"):
         choose_models(ModelCache(empty.models, empty.models_dir), None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mattectl.backends import packaged
 from mattectl.backends.catalog import ModelSpec
 from mattectl.config import ModelsConfig
 from mattectl.errors import ModelUnavailableError
@@ -43,6 +44,7 @@ class MattingBackend(ABC):
         self.warning: str | None = None  # e.g. a GPU machine running this model on its CPU
         # False where another object reports the device for this one (the process proxy).
         self.checks_device = True
+        self.precision: str | None = None  # the number format inference runs in, once loaded
 
     @property
     def name(self) -> str:
@@ -61,6 +63,7 @@ class MattingBackend(ABC):
         with self._lock:
             if self._device is None:
                 started = time.perf_counter()
+                packaged.check(self.spec, self.weights)  # the shipped file: its checksum
                 self._device = self._load()
                 logger.info("loaded model %s from %s on %s in %.1f s", self.name, self.weights,
                             self._device, time.perf_counter() - started)
@@ -132,6 +135,12 @@ class MattingBackend(ABC):
     def peak_memory(self) -> int | None:
         """Bytes of accelerator memory this backend held at most since the last reset; None
         when it runs on the CPU or cannot tell."""
+        return None
+
+    def forward_profile(self, precision: str, passes: int) -> tuple[list[float], float] | None:
+        """The network alone (no pre- or post-processing) in ``precision``: milliseconds of
+        each of ``passes`` forward passes on one input, and the floating-point operations of
+        one pass; None when this backend cannot tell."""
         return None
 
     def _check_output(self, rgb: np.ndarray, alpha: np.ndarray) -> None:

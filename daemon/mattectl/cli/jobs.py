@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mattectl.cli.common import (
     ConfigOption,
@@ -16,11 +15,20 @@ from mattectl.cli.common import (
     load_settings,
     open_repository,
 )
+from mattectl.cli.output import Column, Fit, PathCell, print_table
 from mattectl.errors import ExitCode
 from mattectl.rules.report import describe
 from mattectl.store.status import JobStatus
 
 app = typer.Typer(help="List, inspect and retry jobs.", no_args_is_help=True)
+
+# At 80 columns: id, folder, status and (up to 30 characters) the file whole, the reason or the
+# output beside them; the timings, then the model, left out first.
+JOB_COLUMNS = (
+    Column("id"), Column("folder"), Column("file", Fit.PATH, min_width=30), Column("status"),
+    Column("model", drop=1), Column("inference", drop=3), Column("total", drop=4),
+    Column("finished", drop=2), Column("error / output", Fit.WRAP, min_width=24),
+)
 
 
 @app.command("list")
@@ -41,17 +49,13 @@ def list_jobs(
     if as_json:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
         return
-    table = Table("id", "folder", "file", "status", "model", "inference", "total", "finished",
-                  "error / output")
-    for j in jobs:
-        table.add_row(
-            str(j.id), j.folder, j.rel_path, j.status.value, j.model or "-",
-            f"{j.inference_ms:.0f} ms" if j.inference_ms else "-",
-            f"{j.total_ms:.0f} ms" if j.total_ms else "-",
-            j.finished_at.strftime("%Y-%m-%d %H:%M:%S") if j.finished_at else "-",
-            j.error or (str(j.output_path) if j.output_path else ""),
-        )
-    console.print(table)
+    rows = [[str(j.id), j.folder, j.rel_path, j.status.value, j.model or "-",
+             f"{j.inference_ms:.0f} ms" if j.inference_ms else "-",
+             f"{j.total_ms:.0f} ms" if j.total_ms else "-",
+             j.finished_at.strftime("%Y-%m-%d %H:%M:%S") if j.finished_at else "-",
+             j.error or (PathCell(j.output_path) if j.output_path else "")]
+            for j in jobs]
+    print_table(console, JOB_COLUMNS, rows)
 
 
 @app.command("show")

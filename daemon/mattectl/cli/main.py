@@ -7,8 +7,20 @@ import sys
 import typer
 
 from mattectl import __version__
-from mattectl.cli import bench, config_cmd, evaluate, jobs, models, process, rules, run, status
+from mattectl.cli import (
+    bench,
+    config_cmd,
+    db,
+    evaluate,
+    jobs,
+    models,
+    process,
+    rules,
+    run,
+    status,
+)
 from mattectl.cli.common import err_console
+from mattectl.cli.output import print_error
 from mattectl.errors import MattectlError
 
 app = typer.Typer(
@@ -27,6 +39,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")
 app.add_typer(rules.app, name="rules")
+app.add_typer(db.app, name="db")
 
 
 def _version(value: bool) -> None:
@@ -45,9 +58,11 @@ def _root(
 
 def main() -> None:
     """Run the CLI. Typer (in standalone mode) reports usage errors and exits with their codes;
-    mattectl's own errors are printed without a traceback and mapped to their exit codes."""
+    mattectl's own errors are printed without a traceback (wrapped at spaces on a terminal, one
+    line per line of the message elsewhere) and mapped to their exit codes."""
     try:
-        app()
+        # The name shell completion is installed under, also when started as `python -m`.
+        app(prog_name="mattectl")
     except MattectlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        print_error(err_console, str(exc))
         sys.exit(int(exc.exit_code))

@@ -14,13 +14,13 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
-from mattectl.backends.catalog import MODELS
+from mattectl.backends.catalog import MODELS, Source
 from mattectl.cli.common import (
     ConfigOption,
     JsonOption,
@@ -28,9 +28,10 @@ from mattectl.cli.common import (
     err_console,
     load_settings_or_defaults,
 )
+from mattectl.cli.output import Column, Fit, PathCell, print_error, print_message, print_table
 from mattectl.config import Settings
 from mattectl.errors import ExitCode, MattectlError
-from mattectl.modelstore.download import Progress as ProgressFn
+from mattectl.modelstore.download import TIMEOUT_S
 from mattectl.modelstore.manifest import Published
 from mattectl.modelstore.service import ModelStore, VerifyResult
 from mattectl.overview import daemon_state
@@ -46,7 +47,21 @@ CHECKSUM_NOTE = {
 }
 RELOAD_NOTE = ("A running daemon keeps the weights it has loaded until it loads the model again "
                "(restart it, or let models.idle_unload_s unload the model).")
-ModelName = Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.")]
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    return [name for name in MODELS if name.startswith(incomplete)]
+
+
+ModelName = Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.",
+                                          autocompletion=_complete_model)]
+# At 80 columns: the model, where its weights come from and their state whole, the file's path
+# shortened from the left; the backend, published checksum, size, device, then loaded left out.
+MODEL_COLUMNS = (
+    Column("model"), Column("backend", drop=5), Column("from"),
+    Column("files", Fit.PATH, min_width=34), Column("size", drop=3), Column("checksum"),
+    Column("published", drop=4), Column("loaded", drop=1), Column("device", drop=2),
+)
 
 
 def _known(name: str) -> str:
@@ -85,42 +100,62 @@ def list_models(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("model", "backend", "files", "size", "checksum", "published", "loaded",
-                  "device")
-    for r in rows:
-        table.add_row(r["name"], r["backend"], r["location"] or "not installed", _size(r["size"]),
-                      r["checksum"], r["published_checksum"], "yes" if r["loaded"] else "no",
-                      r["device"] or "-")
-    console.print(table)
+    print_table(console, MODEL_COLUMNS, [
+        [r["name"], r["backend"], r["origin"] or "-",
+         PathCell(r["location"]) if r["location"] else "not installed", _size(r["size"]),
+         r["checksum"], r["published_checksum"], "yes" if r["loaded"] else "no",
+         r["device"] or "-"] for r in rows])
     if not live:
         console.print("(the daemon is not running: nothing is loaded)")
 
 
+class _Bars:
+    """A progress bar (size, speed, time left) per source tried, each under a line naming it."""
+
+    def __init__(self, progress: Progress, name: str) -> None:
+        self.progress = progress
+        self.name = name
+        self.task: TaskID | None = None
+        self.tried = 0
+
+    def source(self, source: Source) -> None:
+        self.tried += 1
+        more = f" (and {len(source.urls) - 1} more parts)" if len(source.urls) > 1 else ""
+        print_message(self.progress.console, f"{self.name}: trying {source.label}\n"
+                                             f"    {source.urls[0]}{more}")
+        self.task = self.progress.add_task(f"{self.name}, source {self.tried}", total=None)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(self.name, total=None)
+        self.progress.update(self.task, completed=done, total=total)
+
+
 @contextmanager
-def _progress(name: str) -> Iterator[ProgressFn]:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+def _progress(name: str) -> Iterator[_Bars]:
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=24), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(name, total=None)
-
-        def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield update
+        yield _Bars(progress, name)
 
 
 @app.command("pull")
 def pull(
-    names: Annotated[list[str], typer.Argument(help=f"Models: {', '.join(MODELS)}.")],
+    names: Annotated[list[str], typer.Argument(help=f"Models: {', '.join(MODELS)}.",
+                                               autocompletion=_complete_model)],
     url: Annotated[str | None, typer.Option(
         help="Download from this address instead (a mirror); one model only.")] = None,
     offline: Annotated[bool, typer.Option(
         help="Take BSHM from a ModelScope cache already on this machine; no network.")] = False,
     custom: Annotated[bool, typer.Option(
         help="Accept weights that differ from the published checksum.")] = False,
+    timeout: Annotated[float, typer.Option(
+        min=0.1, help="Give a source up after this many seconds without an answer or data.")]
+    = TIMEOUT_S,
     config: ConfigOption = None,
 ) -> None:
-    """Download models (resuming a broken download), check them and install them."""
+    """Download models, trying each source in turn (release assets and mirrors, then Google
+    Drive), resuming a broken download, check them and install them."""
     names = [_known(n) for n in names]
     if url and len(names) != 1:
         raise typer.BadParameter("--url takes one model")
@@ -128,10 +163,11 @@ def pull(
     failed = 0
     for name in names:
         try:
-            with _progress(name) as progress:
-                record = store.pull(name, progress, url=url, offline=offline, custom=custom)
+            with _progress(name) as bars:
+                record = store.pull(name, bars, url=url, offline=offline, custom=custom,
+                                    on_source=bars.source, timeout=timeout)
         except MattectlError as exc:
-            err_console.print(f"[red]failed[/] {name}: {exc}", highlight=False)
+            print_error(err_console, f"{name}: {exc}", prefix="failed")
             failed += 1
             continue
         console.print(f"{name}: installed at {record.location} from {record.source} "

@@ -17,6 +17,7 @@ from mattectl.cli.common import (
     err_console,
     load_settings_or_defaults,
 )
+from mattectl.cli.output import print_labelled
 from mattectl.config import Settings, WatchConfig
 from mattectl.errors import ConfigError, ExitCode
 from mattectl.imageio.read import decode
@@ -122,5 +123,4 @@ def explain(
     if as_json:
         print(json.dumps(record, indent=2))
         return
-    for label, text in describe(record):
-        console.print(f"{label:<9} {text}", highlight=False, markup=False, soft_wrap=True)
+    print_labelled(console, describe(record), 9)
