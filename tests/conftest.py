@@ -1,5 +1,6 @@
 """Shared fixtures. Tests use real parts: SQLite files, the filesystem, watchdog observers and
-the real u2netp weights from ../shared (skipped with a reason when that folder is missing)."""
+the real u2netp weights shipped inside the package; tests that need the photos in ../shared/data
+skip with a reason when that folder is missing."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ from .tiny_backend import tiny_models  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
-def shared_models() -> Path:
-    need(U2NETP_WEIGHTS)
-    return SHARED_MODELS
+def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models dir with nothing installed, so that u2netp loads from the weights shipped inside
+    the package, as on a fresh machine. (The name is older than the embedded model: these were
+    the weights in ../shared/models.)"""
+    return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings
         for i, w in enumerate(watches):
             name = w.get("name", f"w{i}")
             table = {"name": name, "input": f"in-{name}", "output": f"out-{name}",
-                     "stability_s": 0.3, **w}
+                     "stability_s": 0.5, **w}
             (tmp_path / table["input"]).mkdir(parents=True, exist_ok=True)
             tables.append(table)
         data: dict[str, Any] = {
@@ -82,6 +85,27 @@ def repo(tmp_path: Path) -> Iterator[JobRepository]:
     repository = JobRepository.open(tmp_path / "state" / "jobs.sqlite3")
     yield repository
     repository.close()
+
+
+@pytest.fixture
+def small_tmpfs() -> Iterator[Callable[..., Path]]:
+    """``small_tmpfs(folder, "size=16k")`` mounts a small tmpfs on ``folder`` (a real full or
+    read-only filesystem); skips when mounting is not allowed (not root). Unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, *options: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs",
+                                 str(folder)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()}); "
+                        "this test needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture(autouse=True)

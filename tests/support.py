@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,20 +12,29 @@ from typing import Any
 
 import pytest
 
+from mattectl.backends.catalog import MODELS, packaged_path
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 SHARED_MODELS = SHARED / "models"
-U2NETP_WEIGHTS = SHARED_MODELS / "u2netp" / "u2netp_bnfolded_fp16.pth"
+# The real u2netp weights: the embedded default model, shipped inside the package (a checkout
+# needs no ../shared for them).
+U2NETP_WEIGHTS = packaged_path(MODELS["u2netp"]) or Path("the package ships no u2netp")
 HUMAN_IMAGES = SHARED / "data" / "u2net_official" / "test_human_images"
 # CI runs as root; the daemon refuses root unless told, so tests that run it say so.
 AS_ROOT = os.geteuid() == 0
 ALLOW_ROOT_TOML = "allow_root = true" if AS_ROOT else ""
+# As root, file modes do not stop reads or writes; a process started under this prefix (the
+# daemon, a probe) lacks the capabilities that let root ignore them, so that they count.
+WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if AS_ROOT else []
+# Whether a test can make a folder unreadable or unwritable to a process it starts.
+CAN_DENY_ACCESS = not AS_ROOT or shutil.which("setpriv") is not None
 
 
 def need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is missing: these tests need the shared weights and photos beside "
-                    "the checkout (../shared)")
+        pytest.skip(f"{path} is missing: these tests need the shared photos and reference "
+                    "results beside the checkout (../shared/data)")
     return path
 
 
@@ -38,6 +49,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def fill_filesystem(folder: Path) -> Path:
+    """Fill the filesystem that holds ``folder`` to the last byte; returns the filler file."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(bytes(4096))
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler
 
 
 def children(pid: int) -> set[int]:

@@ -166,3 +166,101 @@ def test_gpu_and_isolation_settings_are_checked(folders: Path) -> None:
                                     "under daemon.job_timeout_s (600 s)"}
     path = write(folders, '[models]\nisolation = "inline"\npredict_timeout_s = 500\n')
     assert config.load(path).models.predict_timeout_s == 500  # no child to time out
+
+
+WATCH = '[[watch]]\nname = "{name}"\ninput = "{input}"\noutput = "{output}"\n'
+
+
+@pytest.mark.parametrize("value", ["0", "0.2"])
+def test_a_stability_time_too_short_to_see_a_copy_pause_is_refused(folders: Path,
+                                                                    value: str) -> None:
+    path = write(folders, WATCH.format(name="a", input="in", output="out")
+                 + f"stability_s = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert "read half-written" in problems(exc)["watch[0].stability_s"]
+    path.write_text(path.read_text().replace(f"stability_s = {value}",
+                                             f"stability_s = {config.MIN_STABILITY_S}"))
+    assert config.load(path).watch[0].stability_s == config.MIN_STABILITY_S
+
+
+@pytest.mark.parametrize(("field", "folder"), [("processed_dir", "done"),
+                                               ("failed_dir", "failed")])
+def test_originals_moved_to_the_drop_folder_itself_are_refused(folders: Path, field: str,
+                                                                folder: str) -> None:
+    text = WATCH.format(name="a", input="in", output="out") + 'on_success = "move"\n' \
+        'on_failure = "move"\nprocessed_dir = "done"\nfailed_dir = "failed"\n'
+    path = write(folders, text.replace(f'"{folder}"', '"in"'))
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc) == {f"watch[0].{field}": (
+        f"must not be the drop folder {folders / 'in'}: the folder that originals are moved to "
+        "is not watched, so no photo would be processed; use another folder or a sub-folder")}
+    # A sub-folder of the drop folder is left unwatched by the intake: that works.
+    path.write_text(text.replace('"done"', '"in/done"').replace('"failed"', '"in/failed"'))
+    assert config.load(path).watch[0].processed_dir == folders / "in" / "done"
+
+
+def test_originals_moved_into_another_folders_drop_folder_are_refused(folders: Path) -> None:
+    (folders / "in2").mkdir()
+    path = write(folders, WATCH.format(name="a", input="in", output="out")
+                 + 'on_success = "move"\nprocessed_dir = "in2/done"\n'
+                 + WATCH.format(name="b", input="in2", output="out2"))
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc) == {"watch[0].processed_dir": (
+        f"lies in watch[1]'s drop folder {folders / 'in2'}: originals moved there would be "
+        "processed again by that folder")}
+
+
+@pytest.mark.parametrize("second_output", ["out", "out/b"])
+def test_two_folders_sharing_one_output_are_refused(folders: Path, second_output: str) -> None:
+    (folders / "in2").mkdir()
+    path = write(folders, WATCH.format(name="a", input="in", output="out")
+                 + WATCH.format(name="b", input="in2", output=second_output))
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc)["watch[1].output"].startswith(
+        f"shares its output folder with watch[0] ({folders / 'out'})")
+
+
+def test_without_a_watch_folder_the_daemon_refuses_and_other_commands_do_not(
+        folders: Path) -> None:
+    from mattectl.cli.common import load_settings_or_defaults
+
+    path = write(folders, '[models]\nthreads = 1\n')
+    with pytest.raises(ConfigError) as exc:
+        checks.load(path, checks=checks.DAEMON_CHECKS)  # `mattectl run`, a reload
+    assert problems(exc) == {"watch": "no [[watch]] folder: the daemon would watch nothing; add "
+                                      "a [[watch]] table (name, input, output) for each drop "
+                                      "folder"}
+    result = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert isinstance(result.exception, ConfigError)
+    assert "no [[watch]] folder" in str(result.exception)
+    assert checks.load(path).watch == []  # `status` and `jobs` still read the job log
+    assert load_settings_or_defaults(path).watch == []  # `mattectl process`, `eval`, `bench`
+
+
+def test_state_dir_in_tmp_or_writable_by_others_is_refused(folders: Path) -> None:
+    path = write(folders, '[daemon]\nstate_dir = "/tmp"\n'
+                 + WATCH.format(name="a", input="in", output="out"))
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc)["daemon.state_dir"].startswith("/tmp may be written by anyone (mode ")
+    result = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert isinstance(result.exception, ConfigError)
+    assert "daemon.state_dir" in str(result.exception)
+    shared = folders / "shared"
+    shared.mkdir()
+    shared.chmod(0o770)
+    path.write_text(path.read_text().replace('"/tmp"', f'"{shared}"'))
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert "may be written by its group (mode 0770)" in problems(exc)["daemon.state_dir"]
+    shared.chmod(0o750)  # others may read, not write: used as it is
+    assert config.load(path).daemon.state_dir == shared
+    (folders / "link").symlink_to(shared)
+    path.write_text(path.read_text().replace(f'"{shared}"', f'"{folders / "link"}"'))
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc)["daemon.state_dir"].endswith("is a symbolic link: name the folder itself")

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
+from mattectl.errors import ExitCode
 from mattectl.fsutil import is_temp
+from mattectl.housekeeping import prune_jobs
+from mattectl.store import backup, database
+from mattectl.store.manifest import MANIFEST_NAME
+from mattectl.store.repository import JobRepository
 from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
@@ -24,7 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 def outputs(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "out").rglob("*") if p.is_file())
+    """The cutouts (and any partial file), not the folder's delivery manifest."""
+    return sorted(p for p in (root / "out").rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
 
 
 def test_drop_photos_get_cutouts_and_status_tells_the_truth(daemon: DaemonProcess,
@@ -132,7 +139,8 @@ def test_a_second_daemon_on_the_same_state_is_refused(daemon: DaemonProcess) -> 
 
 def test_without_weights_the_daemon_starts_and_says_what_is_missing(tmp_path: Path,
                                                                     small_photo: Path) -> None:
-    write_config(tmp_path, models=tmp_path / "no-models")
+    # u2netp is shipped with mattectl; a folder on u2net needs it pulled first.
+    write_config(tmp_path, models=tmp_path / "no-models", watch='model = "u2net"')
     proc = DaemonProcess(tmp_path)
     proc.launch()
     try:
@@ -141,9 +149,75 @@ def test_without_weights_the_daemon_starts_and_says_what_is_missing(tmp_path: Pa
                           timeout=60, what="a running but unhealthy daemon")
         status = json.loads(result.stdout)
         assert status["state"] == "running" and not status["healthy"]
-        assert "mattectl models pull u2netp" in status["folders"][0]["paused"]
+        assert "`mattectl models pull u2net`" in status["folders"][0]["paused"]
         wait_for(lambda: proc.jobs(), what="the photo to be queued")
         assert proc.jobs()[0].status == JobStatus.QUEUED  # held, not failed, not lost
-        assert "mattectl models pull u2netp" in proc.log_text()
+        assert "`mattectl models pull u2net`" in proc.log_text()
     finally:
         assert proc.stop() == 0
+
+
+def _skips(daemon: DaemonProcess) -> int:
+    return daemon.log_text().count("skipped a.jpg (studio): already delivered as")
+
+
+def test_a_delivered_photo_is_never_cut_out_again_after_pruning_or_a_lost_job_log(
+        daemon: DaemonProcess, human_photos: list[Path]) -> None:
+    photo, changed = sorted(human_photos, key=lambda p: p.stat().st_size)[:2]
+    db = daemon.root / "state" / "jobs.sqlite3"
+    daemon.start()
+    shutil.copyfile(photo, daemon.root / "in" / "a.jpg")  # on_success = "keep": it stays
+    wait_for(lambda: [j for j in daemon.jobs() if j.status == JobStatus.DONE], timeout=120,
+             what="the cutout")
+    assert daemon.stop() == 0
+    # daemon.retention_days later: the job row is pruned, the original is still in the folder.
+    repo = JobRepository.open(db)
+    try:
+        with repo.engine.begin() as conn:
+            conn.execute(text("UPDATE jobs SET finished_at = '2000-01-01 00:00:00'"))
+        assert prune_jobs(repo, retention_days=90) == 1
+    finally:
+        repo.close()
+    daemon.start()  # its start-up scan sees a.jpg again
+    wait_for(lambda: _skips(daemon) == 1 or daemon.jobs(), timeout=60, what="a.jpg looked at")
+    assert daemon.jobs() == [] and [p.name for p in outputs(daemon.root)] == ["a.png"]
+    assert daemon.stop() == 0
+
+    # The job log is lost: the daemon refuses to start on it, says why and what to do.
+    for path in (db, db.with_name("jobs.sqlite3-wal"), db.with_name("jobs.sqlite3-shm")):
+        path.unlink(missing_ok=True)
+    refused = daemon.launch()
+    assert refused.wait(timeout=60) == ExitCode.DATABASE
+    daemon.log.close()
+    message = " ".join(daemon.log_text().split())
+    assert f"the job database {db} is missing" in message
+    assert "mattectl db reset --keep-backup" in message and not db.exists()
+    reset = daemon.cli("db", "reset", "--keep-backup")
+    assert reset.returncode == 0, reset.stderr
+    daemon.start()  # a fresh job log: the output folder's manifest remembers a.jpg
+    wait_for(lambda: _skips(daemon) == 2 or daemon.jobs(), timeout=60, what="a.jpg looked at")
+    assert daemon.jobs() == [] and [p.name for p in outputs(daemon.root)] == ["a.png"]
+    # A changed photo under the same name is a new photo: cut out, beside the first cutout.
+    shutil.copyfile(changed, daemon.root / "in" / "a.jpg")
+    [job] = wait_for(lambda: (js := daemon.jobs()) and js[0].status == JobStatus.DONE and js,
+                     timeout=120, what="the changed photo's cutout")
+    assert job.output_path == daemon.root / "out" / "a-1.png"
+    assert [p.name for p in outputs(daemon.root)] == ["a-1.png", "a.png"]
+    assert daemon.stop() == 0
+
+
+def test_the_daemon_backs_up_its_job_log_while_it_runs(tmp_path: Path) -> None:
+    # Every ~0.4 s, keeping 2: fast enough to watch the rotation.
+    write_config(tmp_path, daemon="backup_interval_h = 0.0001\nbackup_keep = 2")
+    daemon = DaemonProcess(tmp_path)
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.log_text().count("backed up the job database to") >= 3,
+                 timeout=60, what="three backups")
+    finally:
+        assert daemon.stop() == 0
+    kept = backup.backups(tmp_path / "state" / "jobs.sqlite3")
+    assert len(kept) == 2
+    for copy in kept:
+        assert copy.stat().st_mode & 0o777 == 0o600 and database.check(copy).ok
+    assert not [p for p in (tmp_path / "state" / "backups").iterdir() if p not in kept]

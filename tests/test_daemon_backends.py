@@ -24,7 +24,7 @@ from mattectl.store.status import JobStatus
 
 from . import bshm_graph
 from .daemon_process import DaemonProcess
-from .support import ALLOW_ROOT_TOML, U2NETP_WEIGHTS, children, need, wait_for
+from .support import ALLOW_ROOT_TOML, children, wait_for
 
 # `mattectl run` in a subprocess with two inference processes: not in the fast lane.
 pytestmark = pytest.mark.slow
@@ -48,14 +48,14 @@ bshm = "{bshm}"
 name = "quick"
 input = "in-quick"
 output = "out-quick"
-stability_s = 0.3
+stability_s = 0.5
 model = "u2netp"
 
 [[watch]]
 name = "quality"
 input = "in-quality"
 output = "out-quality"
-stability_s = 0.3
+stability_s = 0.5
 model = "bshm"
 """
 
@@ -66,7 +66,7 @@ def setup(root: Path, *, require_gpu: bool = False) -> DaemonProcess:
         (root / folder).mkdir()
     bshm = bshm_graph.write_model_dir(root / "bshm-abort", "abort")
     (root / "mattectl.toml").write_text(CONFIG.format(
-        models=need(U2NETP_WEIGHTS).parents[1], bshm=bshm, require_gpu=str(require_gpu).lower(),
+        models=root / "models", bshm=bshm, require_gpu=str(require_gpu).lower(),
         allow_root=ALLOW_ROOT_TOML))
     return DaemonProcess(root)
 

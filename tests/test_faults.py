@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import signal
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,11 @@ from mattectl.app import Daemon
 from mattectl.config import Settings
 from mattectl.fsutil import is_temp
 from mattectl.store import engine as store_engine
+from mattectl.store.manifest import MANIFEST_NAME
 from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
-from .support import AS_ROOT, wait_for
+from .support import AS_ROOT, CAN_DENY_ACCESS, WITHOUT_DAC, fill_filesystem, wait_for
 from .tiny_backend import GATE
 
 # Fault injection and floods (a subprocess daemon killed mid-flood, 1000 files, locks held
@@ -55,7 +57,7 @@ def assert_one_outcome_each(root: Path, inputs: list[Path], jobs: list) -> None:
     by_name = {j.rel_path: j for j in jobs}
     assert sorted(by_name) == sorted(p.name for p in inputs), "an input was lost or duplicated"
     assert len(jobs) == len(inputs)
-    outputs = sorted((root / "out").iterdir())
+    outputs = sorted(p for p in (root / "out").iterdir() if p.name != MANIFEST_NAME)
     assert not [p for p in outputs if is_temp(p)], "a partial file was left in the output"
     done = [j for j in jobs if j.status == JobStatus.DONE]
     assert sorted(p.name for p in outputs) == sorted(f"{Path(j.rel_path).stem}.png" for j in done)
@@ -96,39 +98,20 @@ def test_sigkill_at_random_moments_during_a_flood(tmp_path: Path,
     assert sum(j.status == JobStatus.DONE for j in jobs) >= 195  # fails only if killed 3 times
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    mounted: list[Path] = []
-
-    def mount(folder: Path, *options: str) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs",
-                                 str(folder)], capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()}); "
-                        "this test needs root")
-        mounted.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounted:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def unmount(folder: Path) -> None:
     subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.mark.parametrize(("options", "reason"), [
-    (("size=16k",), "No space left on device"),
-    (("size=1m", "ro"), "Read-only file system"),
+    (("size=16k",), "is full (No space left on device"),
+    (("size=1m", "ro"), "is read-only (Read-only file system)"),
 ])
-def test_full_or_unwritable_output_is_retried_on_its_own(
+def test_full_or_unwritable_output_pauses_the_folder_until_it_clears(
         make_settings: Callable[..., Settings], small_tmpfs: Callable[..., Path],
         small_photo: Path, tmp_path: Path, options: tuple[str, ...], reason: str) -> None:
     if not AS_ROOT:
         pytest.skip("mounting a small filesystem needs root")
-    settings = make_settings(watch={"name": "studio", "stability_s": 0.1},
+    settings = make_settings(watch={"name": "studio", "stability_s": 0.5},
                              daemon={"retry_delay_s": 1.0, "max_attempts": 5})
     small_tmpfs(settings.watch[0].output, *options)
     daemon = Daemon(settings)
@@ -139,15 +122,136 @@ def test_full_or_unwritable_output_is_retried_on_its_own(
         digest = hashlib.sha256(photo.read_bytes()).hexdigest()
         job = wait_for(lambda: (js := daemon.repo.list()) and js[0].error and js[0],
                        timeout=60, what="the failed write")
-        assert job.status == JobStatus.QUEUED and reason in job.error
+        # Held, not failed, and no attempt spent: the disk is full, not the photo bad.
+        assert job.status == JobStatus.QUEUED and job.attempts == 0 and reason in job.error
+        assert reason in daemon.paused["studio"]
         assert hashlib.sha256(photo.read_bytes()).hexdigest() == digest  # untouched
         assert [p for p in settings.watch[0].output.iterdir()] == []  # nothing partial
         unmount(settings.watch[0].output)  # space is freed / the share is writable again
         done = wait_for(lambda: (j := daemon.repo.get(job.id)).status == JobStatus.DONE and j,
-                        timeout=60, what="the retry on its own")
-        assert done.attempts >= 2 and done.output_path.exists()
+                        timeout=60, what="the folder to resume on its own")
+        assert done.attempts == 1 and done.output_path.exists()
+        assert daemon.paused == {}
     finally:
         daemon.stop()
+
+
+def status_when(proc: DaemonProcess, code: int, predicate: Callable[[dict], object],
+                what: str, timeout: float = 90) -> dict:
+    """``mattectl status --json`` once it exits ``code`` and ``predicate`` holds of its JSON."""
+    def check() -> dict | None:
+        result = proc.cli("status", "--json")
+        status = json.loads(result.stdout) if result.stdout else {}
+        return status if result.returncode == code and predicate(status) else None
+
+    return wait_for(check, timeout=timeout, interval=0.3, what=what)
+
+
+def cutouts(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix == ".png")
+
+
+def test_ten_photos_on_a_full_output_disk_wait_and_all_come_out_once_there_is_room(
+        tmp_path: Path, human_photos: list[Path], small_tmpfs: Callable[..., Path]) -> None:
+    write_config(tmp_path)
+    out = small_tmpfs(tmp_path / "out", "size=1m")
+    filler = fill_filesystem(out)
+    staged = small_variants(human_photos, 10, tmp_path / "staged")
+    proc = DaemonProcess(tmp_path)
+    proc.start()
+    try:
+        for path in staged:
+            path.rename(tmp_path / "in" / path.name)
+        why = f"output folder {out} is full (No space left on device; "
+        status = status_when(proc, 1, lambda s: why in (s["folders"][0]["paused"] or ""),
+                             "status to show the paused folder")
+        assert f"folder studio is paused: {why}" in " ".join(status["problems"])
+        text = proc.cli("status")  # the same, for a person
+        assert text.returncode == 1
+        assert "folder studio is paused: output folder" in " ".join(text.stdout.split())
+        jobs = wait_for(lambda: (js := proc.jobs()) and len(js) == 10 and js, timeout=60,
+                        what="ten queued jobs")
+        # None failed, none spent an attempt: the jobs wait for the disk, not for retries.
+        assert all(j.status == JobStatus.QUEUED and j.attempts == 0 for j in jobs)
+        assert cutouts(out) == [] and not [p for p in out.iterdir() if is_temp(p)]
+        filler.unlink()  # the studio makes room; nobody touches mattectl
+        jobs = wait_for(lambda: (js := proc.jobs()) and all(j.status == JobStatus.DONE
+                                                            for j in js) and js,
+                        timeout=120, what="every job done once there is room")
+        assert cutouts(out) == sorted(f"{p.stem}.png" for p in staged)
+        assert all(j.attempts == 1 for j in jobs)
+        status_when(proc, 0, lambda s: s["folders"][0]["paused"] is None,
+                    "status healthy again")
+    finally:
+        assert proc.stop() == 0
+
+
+@pytest.mark.skipif(not CAN_DENY_ACCESS, reason="as root, modes count only without "
+                    "CAP_DAC_OVERRIDE, and setpriv (util-linux) is missing to drop it")
+def test_an_unwritable_output_then_an_unreadable_drop_folder_pause_the_folder(
+        tmp_path: Path, human_photos: list[Path]) -> None:
+    write_config(tmp_path)
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    staged = small_variants(human_photos, 5, tmp_path / "staged")
+    proc = DaemonProcess(tmp_path, prefix=WITHOUT_DAC)
+    proc.start()
+    try:
+        for path in staged:
+            path.rename(inbox / path.name)
+        status = status_when(proc, 1, lambda s: s["folders"][0]["paused"],
+                             "the output folder's pause")
+        assert status["folders"][0]["paused"] == \
+            f"output folder {out} is not writable by mattectl (Permission denied)"
+        wait_for(lambda: len(proc.jobs()) == 5, timeout=60, what="five queued jobs")
+        inbox.chmod(0)  # now the drop folder cannot be read
+        out.chmod(0o755)  # and the output can be written again
+        status = status_when(proc, 1, lambda s: "drop folder" in (s["folders"][0]["paused"]
+                                                                 or ""),
+                             "the drop folder's pause")
+        assert status["folders"][0]["paused"] == \
+            f"drop folder {inbox} is not readable by mattectl (Permission denied)"
+        jobs = proc.jobs()
+        assert all(j.status == JobStatus.QUEUED and j.attempts == 0 for j in jobs), \
+            [(j.status, j.attempts, j.error) for j in jobs]
+        inbox.chmod(0o755)
+        wait_for(lambda: all(j.status == JobStatus.DONE for j in proc.jobs()), timeout=120,
+                 what="every job done once the folders work")
+        assert cutouts(out) == sorted(f"{p.stem}.png" for p in staged)
+    finally:
+        inbox.chmod(0o755)
+        out.chmod(0o755)
+        assert proc.stop() == 0
+
+
+def test_a_full_state_disk_is_told_once_and_status_says_the_daemon_works(
+        tmp_path: Path, human_photos: list[Path], small_tmpfs: Callable[..., Path]) -> None:
+    write_config(tmp_path)
+    state = small_tmpfs(tmp_path / "state", "size=4m", "mode=0700")
+    staged = small_variants(human_photos, 3, tmp_path / "staged")
+    proc = DaemonProcess(tmp_path)
+    proc.start()
+    try:
+        filler = fill_filesystem(state)
+        for path in staged:
+            path.rename(tmp_path / "in" / path.name)
+        # Its heartbeat cannot reach the job log; its pid file says it is alive all the same.
+        status = status_when(proc, 1, lambda s: s["problems"], "status to see the full disk")
+        assert status["state"] == "running"
+        assert "the daemon runs but cannot write its job log" in status["problems"][0]
+        log = proc.log_text()
+        assert "Traceback" not in log
+        assert log.count("job log busy (database or disk is full)") == 1
+        filler.unlink()
+        wait_for(lambda: (js := proc.jobs()) and len(js) == 3
+                 and all(j.status == JobStatus.DONE for j in js),
+                 timeout=120, what="the photos queued and done once there is room")
+        assert log.count("job log busy") == proc.log_text().count("job log busy")
+        assert proc.log_text().count("job log writable again") == 1
+        status_when(proc, 0, lambda s: not s["problems"], "status healthy again")
+    finally:
+        assert proc.stop() == 0
 
 
 def test_job_log_locked_by_a_long_reader_and_a_writer(
@@ -155,7 +259,7 @@ def test_job_log_locked_by_a_long_reader_and_a_writer(
         monkeypatch: pytest.MonkeyPatch, small_photo: Path) -> None:
     # A short busy timeout, so the writer's lock outlasts it and the retry paths run.
     monkeypatch.setattr(store_engine, "BUSY_TIMEOUT_MS", 200)
-    settings = make_settings(watch={"name": "studio", "model": "tiny", "stability_s": 0.1},
+    settings = make_settings(watch={"name": "studio", "model": "tiny", "stability_s": 0.5},
                              models={"dir": str(tiny_models)})
     daemon = Daemon(settings)
     daemon.start()
@@ -191,7 +295,7 @@ def test_job_log_locked_by_a_long_reader_and_a_writer(
 def test_input_deleted_or_replaced_before_processing(
         make_settings: Callable[..., Settings], tiny_models: Path, small_photo: Path) -> None:
     # One worker: it holds the first photo inside the model while the others wait unread.
-    settings = make_settings(watch={"name": "studio", "model": "gated", "stability_s": 0.1},
+    settings = make_settings(watch={"name": "studio", "model": "gated", "stability_s": 0.5},
                              models={"dir": str(tiny_models)}, daemon={"workers": 1})
     inbox = settings.watch[0].input
     daemon = Daemon(settings)
@@ -229,7 +333,7 @@ def rss_mb() -> float:
 def test_flood_of_a_thousand_files_keeps_memory_flat(
         make_settings: Callable[..., Settings], tiny_models: Path, human_photos: list[Path],
         tmp_path: Path) -> None:
-    settings = make_settings(watch={"name": "studio", "model": "tiny", "stability_s": 0.2},
+    settings = make_settings(watch={"name": "studio", "model": "tiny", "stability_s": 0.5},
                              models={"dir": str(tiny_models)})
     warm = small_variants(human_photos, 50, tmp_path / "warm")
     flood = small_variants(human_photos, 1000, tmp_path / "flood", seed=8)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from mattectl.config import Settings
-from mattectl.store.repository import Job, JobRepository
+from mattectl.config import Settings, WatchConfig
+from mattectl.housekeeping import prune_jobs
+from mattectl.store.manifest import DeliveryManifest
+from mattectl.store.repository import Job, JobRepository, JobResult
+from mattectl.store.status import JobStatus
 from mattectl.watch.handler import start_observers, stop_observers
-from mattectl.watch.intake import Intake
+from mattectl.watch.intake import Intake, hash_file
 
 from .support import wait_for
 
@@ -133,7 +139,7 @@ def test_non_recursive_folder_ignores_sub_folders(running: Running, small_photo:
 def test_startup_scan_finds_files_dropped_while_down(make_settings: Callable[..., Settings],
                                                      repo: JobRepository,
                                                      small_photo: Path) -> None:
-    settings = make_settings(watch={"stability_s": 0.2})
+    settings = make_settings(watch={"stability_s": 0.5})
     inbox = settings.watch[0].input
     shutil.copyfile(small_photo, inbox / "while-down.jpg")
     intake = Intake(settings.watch, repo, lambda job: None)
@@ -153,15 +159,17 @@ def test_a_flood_of_events_beyond_the_inbox_limit_becomes_a_scan(
         make_settings: Callable[..., Settings], repo: JobRepository, small_photo: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("mattectl.watch.intake.INBOX_LIMIT", 5)
-    settings = make_settings(watch={"stability_s": 0.0})
+    settings = make_settings()
     inbox = settings.watch[0].input
-    intake = Intake(settings.watch, repo, lambda job: None)
+    now = [0.0]
+    intake = Intake(settings.watch, repo, lambda job: None, clock=lambda: now[0])
     data = small_photo.read_bytes()
     for i in range(12):
         (inbox / f"{i}.jpg").write_bytes(data + bytes([i]))
         intake.notify("w0", inbox / f"{i}.jpg")
     assert intake._inbox.qsize() == 5  # bounded; the rest is left to the scan it asked for
     intake.tick()
+    now[0] += settings.watch[0].stability_s
     intake.tick()
     assert len(repo.list(limit=100)) == 12
 
@@ -184,3 +192,124 @@ def test_symlink_pointing_outside_is_not_followed(running: Running, small_photo:
     running.intake.request_scan()
     wait_for(lambda: running.intake.pending == 0, what="the intake to settle")
     assert [j.rel_path for j in running.jobs()] == ["real.jpg"]
+
+
+# -- photos already delivered (issue 13): job rows pruned, the job log lost ---------------------
+
+class Restart:
+    """An intake as a (re)started daemon has it: a start-up scan, on a clock the test moves."""
+
+    def __init__(self, settings: Settings, repo: JobRepository) -> None:
+        self.now = 0.0
+        self.intake = Intake(settings.watch, repo, lambda job: None, clock=lambda: self.now)
+        self.quiet = settings.watch[0].stability_s
+
+    def scan(self) -> list[Job]:
+        self.intake.request_scan()
+        self.intake.tick()
+        self.now += self.quiet
+        queued = self.intake.tick()
+        assert self.intake.pending == 0
+        return queued
+
+
+def deliver(repo: JobRepository, watch: WatchConfig, job: Job, name: str) -> Path:
+    """What a worker does when a job is done: the cutout, the manifest line, the finished row."""
+    cutout = watch.output / name
+    cutout.parent.mkdir(parents=True, exist_ok=True)
+    cutout.write_bytes(b"a cutout of " + job.rel_path.encode())
+    DeliveryManifest(watch.output).append(watch.name, job.input_hash, cutout)
+    assert repo.claim("w", [watch.name]).id == job.id
+    repo.finish(job.id, "w", JobResult(output_path=cutout, output_hash="0" * 64))
+    return cutout
+
+
+def age_and_prune(repo: JobRepository) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET finished_at = '2000-01-01 00:00:00'"))
+    assert prune_jobs(repo, retention_days=90) == 1 and repo.list() == []
+
+
+def test_a_delivered_photo_is_not_queued_again_once_its_job_row_is_pruned(
+        make_settings: Callable[..., Settings], repo: JobRepository, small_photo: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mattectl.watch.intake")
+    settings = make_settings()
+    watch = settings.watch[0]
+    photo = watch.input / "a.jpg"
+    shutil.copyfile(small_photo, photo)
+    [job] = Restart(settings, repo).scan()
+    cutout = deliver(repo, watch, job, "a.png")
+    age_and_prune(repo)  # daemon.retention_days later; on_success = "keep" left the original
+    assert Restart(settings, repo).scan() == []  # a restart (and its rescans) queue nothing
+    assert repo.list() == []
+    assert f"skipped a.jpg (w0): already delivered as {cutout}" in caplog.text
+    # The same photo dropped under another name, before any hashing shortcut knew it: skipped.
+    shutil.copyfile(small_photo, watch.input / "copy of a.jpg")
+    assert Restart(settings, repo).scan() == []
+    # A changed photo under the same name is new content: processed.
+    photo.write_bytes(small_photo.read_bytes() + b"retouched")
+    [changed] = Restart(settings, repo).scan()
+    assert changed.rel_path == "a.jpg" and changed.input_hash != job.input_hash
+
+
+def test_a_delivered_photo_whose_cutout_was_deleted_is_processed_again(
+        make_settings: Callable[..., Settings], repo: JobRepository, small_photo: Path) -> None:
+    settings = make_settings()
+    watch = settings.watch[0]
+    shutil.copyfile(small_photo, watch.input / "a.jpg")
+    [job] = Restart(settings, repo).scan()
+    cutout = deliver(repo, watch, job, "a.png")
+    age_and_prune(repo)
+    cutout.unlink()  # the studio deleted it: it wants it made again
+    [again] = Restart(settings, repo).scan()
+    assert again.input_hash == job.input_hash and again.status == JobStatus.QUEUED
+    assert repo.list() == [again]
+
+
+def test_after_the_job_log_is_lost_the_output_folders_manifest_remembers(
+        make_settings: Callable[..., Settings], tmp_path: Path, small_photo: Path) -> None:
+    settings = make_settings()
+    watch = settings.watch[0]
+    shutil.copyfile(small_photo, watch.input / "a.jpg")
+    old_log = JobRepository.open(tmp_path / "old.sqlite3")
+    try:
+        [job] = Restart(settings, old_log).scan()
+        cutout = deliver(old_log, watch, job, "a.png")
+    finally:
+        old_log.close()
+    fresh = JobRepository.open(tmp_path / "fresh.sqlite3")  # the log is gone: a new, empty one
+    try:
+        assert Restart(settings, fresh).scan() == []
+        assert fresh.list() == []
+        learned = fresh.delivered(watch.name, job.input_hash)  # written back to the new log
+        assert learned is not None and learned.output_path == cutout
+        assert learned.input_path == watch.input / "a.jpg"
+    finally:
+        fresh.close()
+
+
+def test_hashing_neither_blocks_on_a_fifo_nor_follows_a_link(tmp_path: Path) -> None:
+    """A photo found stable, then swapped for a FIFO or a link before the intake hashes it."""
+    fifo, link, outside = tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "outside.jpg"
+    os.mkfifo(fifo)
+    outside.write_bytes(b"someone else's photo")
+    link.symlink_to(outside)
+    errors: list[OSError] = []
+
+    def hash_both() -> None:
+        for path in (fifo, link):
+            try:
+                hash_file(path)
+            except OSError as exc:
+                errors.append(exc)
+
+    hasher = threading.Thread(target=hash_both, name="test-hasher")
+    hasher.start()
+    hasher.join(10)
+    if hasher.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the writer it waits for
+        hasher.join()
+        pytest.fail("hashing blocked on a FIFO")
+    assert [e.strerror for e in errors] == [f"{fifo} is not a regular file (a FIFO)",
+                                            f"{link} is a symbolic link (not followed)"]

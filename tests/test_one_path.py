@@ -63,7 +63,7 @@ threads = 1
 name = "studio"
 input = "in"
 output = "out"
-stability_s = 0.3
+stability_s = 0.5
 rules = "default"
 output_template = "{{stem}}-{{model}}"
 """)

@@ -14,23 +14,25 @@ from PIL import Image
 from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, Settings
+from mattectl.fsutil import is_temp
 from mattectl.imageio.metadata import read_metadata, rights
 from mattectl.imageio.options import OutputFormat, OutputOptions
 from mattectl.matting.pipeline import Photo, PhotoPipeline, Recipe
 from mattectl.store.status import JobStatus
 
 from . import samples
-from .support import HUMAN_IMAGES, SHARED_MODELS, U2NETP_WEIGHTS, need, wait_for
+from .support import HUMAN_IMAGES, need, wait_for
 
 # A Lightroom/Photoshop export: ICC profile, EXIF, XMP and IPTC.
 CAMERA_JPEG = HUMAN_IMAGES / "julia+trotti_17.jpg"
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> PhotoPipeline:
-    """One loaded model for the module's tests (loading it is most of a small photo's time)."""
-    need(U2NETP_WEIGHTS)
-    return PhotoPipeline(ModelCache(ModelsConfig(), SHARED_MODELS), max_pixels=100_000_000)
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PhotoPipeline:
+    """One loaded model for the module's tests (loading it is most of a small photo's time);
+    nothing installed, so u2netp comes from the weights shipped in the package."""
+    return PhotoPipeline(ModelCache(ModelsConfig(), tmp_path_factory.mktemp("models")),
+                         max_pixels=100_000_000)
 
 
 def subject_found(alpha: np.ndarray) -> None:
@@ -112,7 +114,7 @@ def test_daemon_writes_16bit_tiff_and_jpeg_per_folder(
     np.testing.assert_array_equal(rgba[:, :, :3][opaque], wide[opaque])
     shot = np.asarray(Image.open(jpg))
     assert shot.shape == photo.shape
-    assert not any(p.name.endswith(".mattectl-tmp") for p in (tmp_path / "out-jpegs").iterdir())
+    assert not any(is_temp(p) for p in (tmp_path / "out-jpegs").iterdir())
 
 
 def test_a_symbolic_link_in_the_output_tree_cannot_lead_outside(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mattectl.store.manifest import MANIFEST_NAME
 from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess, write_config
@@ -131,7 +133,7 @@ def test_sigterm_past_the_grace_period_requeues(tmp_path: Path,
                  what="every job done after the restart")
     finally:
         assert proc.stop() == 0
-    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != MANIFEST_NAME)
     assert outputs == sorted(f"{p.stem}.png" for p in human_photos[:3])
 
 
@@ -157,14 +159,22 @@ stability_s = 0.5
                     and all(j.status == JobStatus.DONE for j in js) and js,
                     timeout=180, what="four finished jobs")
     assert sorted(j.folder for j in jobs) == ["second", "studio", "studio", "studio"]
-    assert len(list((daemon.root / "out").iterdir())) == 3
-    assert [p.name for p in (daemon.root / "out2").iterdir()] == ["new.png"]
+    assert len([p for p in (daemon.root / "out").iterdir() if p.name != MANIFEST_NAME]) == 3
+    assert [p.name for p in (daemon.root / "out2").iterdir() if p.name != MANIFEST_NAME] == \
+        ["new.png"]
 
     # A broken config is refused and the daemon carries on with the one it has.
     good = daemon.config.read_text()
     daemon.config.write_text(good + "\nbogus = 1\n")
     daemon.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in daemon.log_text(), timeout=60, what="the refusal")
+    broken = daemon.cli("status")  # status reads the same file: it names the mistake
+    assert broken.returncode == 2 and "bogus" in broken.stdout + broken.stderr
+    # Once the file is fixed, `status` says that the daemon still runs the old configuration
+    # (exit 1) until a good reload: not only the log knows of the refusal.
+    daemon.config.write_text(good)
+    refused = refusal(daemon, "watch[1].bogus: unknown key")
+    assert refused.startswith(f"invalid config {daemon.config}: ")
     shutil.copyfile(human_photos[4], daemon.root / "in2" / "after.jpg")
     wait_for(lambda: (daemon.root / "out2" / "after.png").exists(), timeout=60,
              what="a cutout made with the running config")
@@ -185,9 +195,29 @@ output = "blocker/out3"
     shutil.copyfile(human_photos[5], daemon.root / "in2" / "still.jpg")
     wait_for(lambda: (daemon.root / "out2" / "still.png").exists(), timeout=60,
              what="a cutout made after the failed reload")
+    assert refusal(daemon, "reload failed, back to the running configuration")
     daemon.config.write_text(good)
-    assert daemon.cli("status").returncode == 0
+    assert daemon.cli("status").returncode == 1  # a good file is not a good reload yet
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.log_text().count("reloaded: 2 folder(s)") == 2, timeout=60,
+             what="the good reload")
+    wait_for(lambda: daemon.cli("status").returncode == 0, timeout=30,
+             what="status healthy after the good reload")
     assert daemon.stop() == 0
+
+
+def refusal(daemon: DaemonProcess, words: str) -> str:
+    """The refused reload that ``mattectl status`` shows, once it shows one with ``words``."""
+    prefix = ("the last reload was refused; the daemon runs with its previous configuration: ")
+
+    def shown() -> str | None:
+        result = daemon.cli("status", "--json")
+        found = [p for p in json.loads(result.stdout)["problems"] if p.startswith(prefix)]
+        if result.returncode == 1 and found and words in found[0]:
+            return found[0][len(prefix):]
+        return None
+
+    return wait_for(shown, timeout=30, what=f"status to show the refused reload ({words})")
 
 
 def test_sigusr1_on_a_busy_daemon_writes_every_threads_stack_and_the_daemon_goes_on(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -13,11 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
 from mattectl.config import Settings
+from mattectl.fsutil import is_temp
+from mattectl.jobs.pauses import FolderPauses
 from mattectl.jobs.worker import JobWorker
 from mattectl.matting.pipeline import PhotoPipeline
 from mattectl.store import engine as store_engine
+from mattectl.store.manifest import MANIFEST_NAME, DeliveryManifest
 from mattectl.store.repository import Job, JobRepository, NewJob
 from mattectl.store.status import JobStatus
 
@@ -53,7 +60,9 @@ class Harness:
         return done
 
     def outputs(self) -> list[Path]:
-        return sorted(p for p in self.watch.output.rglob("*") if p.is_file())
+        """The cutouts (and any partial file), not the folder's delivery manifest."""
+        return sorted(p for p in self.watch.output.rglob("*")
+                      if p.is_file() and p.name != MANIFEST_NAME)
 
 
 @pytest.fixture
@@ -233,12 +242,14 @@ def test_gives_up_after_max_attempts(make_harness: Callable[..., Harness],
 def test_missing_model_is_retried_not_lost(make_settings: Callable[..., Settings],
                                            repo: JobRepository, tmp_path: Path,
                                            small_photo: Path) -> None:
-    settings = make_settings(watch={"name": "studio"}, models={"dir": str(tmp_path / "none")})
+    # u2netp ships with mattectl; a folder on u2net needs it pulled first.
+    settings = make_settings(watch={"name": "studio", "model": "u2net"},
+                             models={"dir": str(tmp_path / "none")})
     h = Harness(settings, repo)
     h.drop("a.jpg", small_photo.read_bytes())
     [job] = h.run_all()
     assert job.status == JobStatus.QUEUED
-    assert "mattectl models pull u2netp" in job.error
+    assert "`mattectl models pull u2net`" in job.error
 
 
 def test_a_symlinked_output_folder_cannot_lead_outside(make_harness: Callable[..., Harness],
@@ -285,3 +296,193 @@ def test_a_locked_job_log_is_waited_out_and_the_result_kept(
     finally:
         holder.close()
         repo.close()
+
+
+def run_all_unless_blocked(h: Harness, fifo: Path, timeout: float = 60.0) -> list[Job]:
+    """``h.run_all()`` on its own thread; a worker blocked on ``fifo`` fails the test (and is
+    released by opening the FIFO's other end, so that no thread is left behind)."""
+    done: list[Job] = []
+    runner = threading.Thread(target=lambda: done.extend(h.run_all()), name="test-runner")
+    runner.start()
+    runner.join(timeout)
+    if runner.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the writer it waits for
+        runner.join()
+        pytest.fail(f"the worker blocked reading {fifo}")
+    return done
+
+
+def test_a_fifo_swapped_in_after_queueing_fails_at_once_and_the_next_photo_is_done(
+        make_harness: Callable[..., Harness], human_photos: list[Path]) -> None:
+    h = make_harness()
+    stuck = h.drop("a.jpg", human_photos[0].read_bytes())
+    fine = h.drop("b.jpg", human_photos[1].read_bytes())
+    (h.watch.input / "a.jpg").unlink()
+    os.mkfifo(h.watch.input / "a.jpg")
+    jobs = {j.id: j for j in run_all_unless_blocked(h, h.watch.input / "a.jpg")}
+    assert jobs[stuck.id].status == JobStatus.FAILED and jobs[stuck.id].attempts == 1
+    assert jobs[stuck.id].error == (
+        f"a.jpg: {h.watch.input / 'a.jpg'} is not a regular file (a FIFO); it was not read")
+    assert jobs[fine.id].status == JobStatus.DONE
+
+
+def test_a_link_swapped_in_after_queueing_is_not_followed(
+        make_harness: Callable[..., Harness], small_photo: Path, tmp_path: Path) -> None:
+    h = make_harness()
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(small_photo.read_bytes())  # even the very same content
+    h.drop("a.jpg", small_photo.read_bytes())
+    (h.watch.input / "a.jpg").unlink()
+    (h.watch.input / "a.jpg").symlink_to(outside)
+    [job] = h.run_all()
+    assert job.status == JobStatus.FAILED and job.attempts == 1
+    assert "is a symbolic link (not followed); it was not read" in job.error
+    assert not [p for p in h.outputs() if p.suffix == ".png" or is_temp(p)]
+
+
+@pytest.mark.parametrize("stem", ["x" * 246, "漢" * 77], ids=["250-bytes", "77-cjk"])
+def test_a_legal_name_near_the_limit_gets_its_cutout(make_harness: Callable[..., Harness],
+                                                     small_photo: Path, stem: str) -> None:
+    h = make_harness()
+    h.drop(f"{stem}.jpg", small_photo.read_bytes())
+    [done] = h.run_all()
+    assert done.status == JobStatus.DONE, done.error
+    assert done.output_path == h.watch.output / f"{stem}.png"
+    assert len(os.fsencode(done.output_path.name)) >= 235
+    assert done.output_path in h.outputs()
+    assert not [p for p in h.outputs() if is_temp(p)]
+
+
+def test_an_output_name_too_long_fails_once_without_a_retry(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness(output_template="{stem}-{model}-{folder}.png")
+    h.drop(f"{'x' * 240}.jpg", small_photo.read_bytes())  # a legal input name
+    [job] = h.run_all()
+    assert job.status == JobStatus.FAILED and job.attempts == 1, job.error
+    assert "file name too long (258 bytes)" in job.error
+    assert not [p for p in h.outputs() if p.suffix == ".png" or is_temp(p)]
+
+
+@pytest.mark.parametrize("ending", ["failed", "processed"])
+def test_a_link_planted_in_the_failed_or_processed_folder_does_not_redirect_the_original(
+        make_harness: Callable[..., Harness], small_photo: Path, tmp_path: Path,
+        ending: str) -> None:
+    h = make_harness(on_success="move", processed_dir="processed", on_failure="move",
+                     failed_dir="failed")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / ending).mkdir()
+    (tmp_path / ending / "day").symlink_to(elsewhere)
+    data = small_photo.read_bytes() if ending == "processed" else b"not a photo"
+    h.drop("day/a.jpg", data)
+    [job] = h.run_all()
+    assert job.status == (JobStatus.DONE if ending == "processed" else JobStatus.FAILED)
+    assert list(elsewhere.iterdir()) == []
+    row = h.repo.get(job.id)
+    assert row.input_path == h.watch.input / "day" / "a.jpg"
+    assert (h.watch.input / "day" / "a.jpg").read_bytes() == data  # stays where it was
+    assert f"{tmp_path / ending / 'day'} is a symbolic link" in row.error
+    assert "it stays where it is" in row.error
+
+
+@pytest.mark.slow
+def test_the_daemon_fails_queued_fifos_and_keeps_processing(
+        make_settings: Callable[..., Settings], human_photos: list[Path]) -> None:
+    """Two jobs queued by an earlier run whose photos became FIFOs (one per worker): the daemon
+    used to hang both workers on them, at every start."""
+    settings = make_settings(watch={"name": "studio"})
+    watch = settings.watch[0]
+    earlier = JobRepository.open(settings.database_path)
+    try:
+        stuck = [earlier.add(NewJob("studio", watch.input / name, name, hashlib.sha256(
+            name.encode()).hexdigest(), 10, 0))[0] for name in ("a.jpg", "b.jpg")]
+    finally:
+        earlier.close()
+    for job in stuck:
+        os.mkfifo(job.input_path)
+    daemon = Daemon(settings)
+    daemon.start()
+    try:
+        shutil.copyfile(human_photos[0], watch.input / "c.jpg")
+        repo = daemon.repo
+        assert repo is not None
+        done = wait_for(lambda: [j for j in repo.list() if j.rel_path == "c.jpg"
+                                 and j.status == JobStatus.DONE], timeout=120,
+                        what="the next photo to be processed")
+        assert done[0].output_path is not None and done[0].output_path.exists()
+        for job in stuck:
+            row = repo.get(job.id)
+            assert row.status == JobStatus.FAILED and row.attempts == 1
+            assert "is not a regular file (a FIFO)" in row.error
+    finally:
+        for job in stuck:  # release a worker blocked in open(), so that stop() can end
+            with contextlib.suppress(OSError):
+                os.close(os.open(job.input_path, os.O_WRONLY | os.O_NONBLOCK))
+        daemon.stop()
+
+
+def test_a_retry_never_overwrites_a_cutout_another_job_put_under_its_name(
+        make_harness: Callable[..., Harness], human_photos: list[Path]) -> None:
+    first, second = sorted(human_photos, key=lambda p: p.stat().st_size)[:2]
+    h = make_harness()
+    a = h.drop("a.jpg", first.read_bytes())
+    [done_a] = h.run_all()
+    assert done_a.output_path == h.watch.output / "a.png"
+    assert done_a.output_hash == hashlib.sha256(done_a.output_path.read_bytes()).hexdigest()
+    # A later photo with the same stem, in a folder that overwrites (or a person replacing the
+    # file): a.png is now B's cutout.
+    overwriting = make_harness(on_collision="overwrite")
+    overwriting.drop("a.jpeg", second.read_bytes())
+    [done_b] = overwriting.run_all()
+    assert done_b.output_path == h.watch.output / "a.png"
+    b_cutout = done_b.output_path.read_bytes()
+    h.repo.retry(a.id)  # `mattectl jobs retry` on A
+    [again] = h.run_all()
+    assert again.id == a.id and again.status == JobStatus.DONE
+    assert (h.watch.output / "a.png").read_bytes() == b_cutout  # B's file untouched
+    assert again.output_path == h.watch.output / "a-1.png"
+    assert again.output_hash == hashlib.sha256(again.output_path.read_bytes()).hexdigest()
+    # Its own file, still as it wrote it, is rewritten in place by the next retry.
+    h.repo.retry(a.id)
+    [third] = h.run_all()
+    assert third.output_path == h.watch.output / "a-1.png"
+    assert sorted(p.name for p in h.outputs()) == ["a-1.png", "a.png"]
+
+
+def test_a_done_job_notes_its_cutout_in_the_output_folders_manifest(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness()
+    job = h.drop("shoot/a.jpg", small_photo.read_bytes())
+    [done] = h.run_all()
+    assert DeliveryManifest(h.watch.output).lookup("studio", job.input_hash) == \
+        h.watch.output / "shoot" / "a.png" == done.output_path
+    assert h.repo.delivered("studio", job.input_hash).output_path == done.output_path
+    assert (h.watch.output / MANIFEST_NAME).stat().st_size > 0  # hidden, in the output folder
+
+
+def test_a_drop_folder_that_goes_away_pauses_the_folder_instead_of_failing_its_jobs(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness()
+    book = FolderPauses()
+    h.worker = JobWorker("host:1:w0", h.repo, h.worker.pipeline, h.settings,
+                         folders=lambda: [] if "studio" in book else ["studio"],
+                         wake=threading.Event(), paused=book)
+    jobs = [h.drop(f"{i}.jpg", small_photo.read_bytes() + bytes([i])) for i in range(3)]
+    away = h.watch.input.with_name("unmounted")
+    h.watch.input.rename(away)  # the share drops off the network
+    [held] = h.run_all()  # the first job meets it; the paused folder gives no other
+    why = f"drop folder {h.watch.input} is missing (No such file or directory)"
+    assert held.status == JobStatus.QUEUED and held.attempts == 0, held.error
+    assert held.error == f"held while folder studio is paused: {why}"
+    assert book.reasons() == {"studio": why}
+    assert all(j.status == JobStatus.QUEUED for j in h.repo.list())
+    assert book.recheck() == []  # still away
+    away.rename(h.watch.input)
+    assert book.recheck() == ["studio"]
+    done = h.run_all()
+    assert sorted(j.id for j in done) == [j.id for j in jobs]
+    assert all(j.status == JobStatus.DONE and j.attempts == 1 for j in done)
+    # A bad photo is that photo's problem: it fails, the folder goes on.
+    h.drop("notes.jpg", b"not a photo")
+    [failed] = h.run_all()
+    assert failed.status == JobStatus.FAILED and "studio" not in book

@@ -23,10 +23,17 @@ from watchdog.observers.api import BaseObserver
 from mattectl import __version__, checks, housekeeping
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import Availability
-from mattectl.config import Settings, WatchConfig
-from mattectl.errors import ConfigError, InvalidTransitionError, MattectlError
+from mattectl.condition_log import ConditionLog
+from mattectl.config import Settings, WatchConfig, state_dir_problem
+from mattectl.errors import (
+    ConfigError,
+    InvalidTransitionError,
+    JobLogUnavailableError,
+    MattectlError,
+)
 from mattectl.fsutil import sweep_temp_files
 from mattectl.gpu import nvidia_gpus
+from mattectl.jobs import pauses
 from mattectl.jobs.worker import JobWorker
 from mattectl.matting.pipeline import PhotoPipeline
 from mattectl.matting.planner import RulePlanner
@@ -60,6 +67,13 @@ class InstanceLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def touch(self) -> None:
+        """A heartbeat that needs no free space (an inode's times): ``mattectl status`` reads it
+        when a full state disk keeps the job log's heartbeat from being written."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.utime(self._fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -73,10 +87,35 @@ def check_user(settings: Settings) -> None:
             "or set daemon.allow_root = true")
 
 
-def prepare_state_dir(path: Path) -> None:
-    """The state directory and everything in it are for the service user alone."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+def prepare_state_dir(path: Path, source: str = "config") -> None:
+    """The state directory and everything in it are for the service user alone: created 0700
+    when missing. An existing one is never chmodded (it could be /tmp, or a folder others
+    use); it is refused when it is a symbolic link, belongs to another user or others may write
+    to it (:func:`mattectl.config.state_dir_problem`). Raises :class:`ConfigError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+            created = True
+        except FileExistsError:
+            created = False
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:  # a symbolic link (ELOOP), a file (ENOTDIR), no permission
+        try:
+            problem = state_dir_problem(os.lstat(path), path)
+        except OSError:
+            problem = None
+        raise ConfigError(source, [("daemon.state_dir", problem or (
+            f"cannot create or open {path}: {exc.strerror}"))]) from None
+    try:
+        info = os.fstat(fd)
+        if created and info.st_uid == os.geteuid():
+            os.fchmod(fd, 0o700)  # mkdir's mode, less whatever the umask took
+            info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if problem := state_dir_problem(info, path, owner=os.geteuid()):
+        raise ConfigError(source, [("daemon.state_dir", problem)])
 
 
 class Daemon:
@@ -85,8 +124,11 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.host = socket.gethostname()
         self.instance = f"{self.host}:{os.getpid()}"
-        self.lock = InstanceLock(settings.daemon.state_dir / "mattectl.pid")
-        self.paused: dict[str, str] = {}  # folder -> why its jobs are held
+        self.lock = InstanceLock(settings.pid_path)
+        self.pauses = pauses.FolderPauses()  # folders whose jobs are held, and why
+        # One line when the job log cannot be written (a full state disk), not one per tick.
+        self.job_log = ConditionLog(logger, "job log busy", "job log writable again")
+        self._reload_refused: str | None = None  # until the next good reload
         self.wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
@@ -107,7 +149,7 @@ class Daemon:
     def start(self) -> None:
         check_user(self.settings)
         self._check_gpu()
-        prepare_state_dir(self.settings.daemon.state_dir)
+        prepare_state_dir(self.settings.daemon.state_dir, str(self.settings.source or "config"))
         self.lock.acquire()
         self._open_job_log()
         self._requeue_interrupted()
@@ -143,15 +185,17 @@ class Daemon:
         self.check_models()
         self._preload()
         pipeline = PhotoPipeline(self.models, max_pixels=settings.daemon.max_pixels,
-                                 min_side=settings.daemon.min_side, planner=self.planner)
-        self.intake = Intake(settings.watch, self.repo, self._on_queued)
+                                 min_side=settings.daemon.min_side, planner=self.planner,
+                                 max_decode_mb=settings.daemon.max_decode_mb)
+        self.intake = Intake(settings.watch, self.repo, self._on_queued, job_log=self.job_log)
         self.intake.start()
         self.observers = start_observers(settings.watch, self.intake.notify)
         self.intake.request_scan()  # photos dropped while the daemon was down
         self.workers = [
             JobWorker(f"{self.instance}:w{i}", self.repo, pipeline, settings,
                       folders=self.active_folders, wake=self.wake,
-                      on_input_changed=self.intake.notify)
+                      on_input_changed=self.intake.notify, paused=self.pauses,
+                      job_log=self.job_log)
             for i in range(settings.daemon.workers)
         ]
         for worker in self.workers:
@@ -238,13 +282,15 @@ class Daemon:
         """Re-read the config and restart intake and workers; jobs stay in the job log, so none
         is lost or queued twice. An invalid config leaves the running one in place."""
         try:
-            new = checks.load(self.settings.source)
+            new = checks.load(self.settings.source, checks=checks.DAEMON_CHECKS)
         except ConfigError as exc:
             logger.error("reload refused, the running configuration stays: %s", exc)
-            self.notifier.status(f"reload refused (invalid config); {self.status_line()}")
+            self._refuse_reload(f"invalid config {exc.source}: " + "; ".join(
+                f"{key}: {message}" if key else message for key, message in exc.problems))
             return
         if new.daemon.state_dir != self.settings.daemon.state_dir:
             logger.error("reload refused: daemon.state_dir cannot change without a restart")
+            self._refuse_reload("daemon.state_dir cannot change without a restart")
             return
         logger.info("reloading %s", self.settings.source)
         self.notifier.reloading()
@@ -253,7 +299,7 @@ class Daemon:
         if new.models != self.settings.models:
             self.models = ModelCache(new.models, new.models_dir)
         self.settings = new
-        self.paused.clear()
+        self.pauses.clear()
         try:
             self._start_processing()
         except (OSError, MattectlError) as exc:
@@ -262,15 +308,22 @@ class Daemon:
             logger.error("reload failed, back to the running configuration: %s", exc)
             self._stop_processing()
             self.settings, self.models = old_settings, old_models
-            self.paused.clear()
+            self.pauses.clear()
             self._start_processing()
-            self.notifier.ready(f"reload failed ({exc}); {self.status_line()}")
+            self._refuse_reload(f"reload failed, back to the running configuration: {exc}")
+            self.notifier.ready(self.status_line())
             return
+        self._reload_refused = None
         if old_models is not None and old_models is not self.models and not self.abandoned:
             old_models.unload_all()  # (with an abandoned worker a model may be busy)
         self.heartbeat()
         self.notifier.ready(self.status_line())
         logger.info("reloaded: %d folder(s)", len(new.watch))
+
+    def _refuse_reload(self, why: str) -> None:
+        """Keep the refusal for ``mattectl status`` (the report) until the next good reload."""
+        self._reload_refused = " ".join(why.split())  # a config error's lines, on one line
+        self.heartbeat()
 
     # -- start-up steps ------------------------------------------------------------------------
 
@@ -288,7 +341,9 @@ class Daemon:
 
     def _open_job_log(self) -> None:
         db = self.settings.database_path
-        self.repo = JobRepository.open(db)
+        # Refuses a lost, emptied or corrupt database (quick_check) with what to do about it: a
+        # fresh one would queue every photo in the drop folders again.
+        self.repo = JobRepository.open(db, verify=True)
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             if path.exists():
                 os.chmod(path, 0o600)
@@ -318,8 +373,14 @@ class Daemon:
 
     # -- called by workers, the intake and the scheduler ---------------------------------------
 
+    @property
+    def paused(self) -> dict[str, str]:
+        """Folder -> why its jobs are held (a missing model, a full or unwritable output, an
+        unreadable drop folder)."""
+        return self.pauses.reasons()
+
     def active_folders(self) -> list[str]:
-        return [w.name for w in self.settings.watch if w.name not in self.paused]
+        return [w.name for w in self.settings.watch if w.name not in self.pauses]
 
     def _on_queued(self, _job: Job) -> None:
         self.wake.set()
@@ -329,17 +390,20 @@ class Daemon:
         assert self.models is not None
         for watch in self.settings.watch:
             found = self._folder_availability(watch)
-            if not found.ok and watch.name not in self.paused:
-                logger.error("folder %s is paused (photos are queued, not processed): %s",
-                             watch.name, found.reason)
-                self.paused[watch.name] = found.reason
-            elif found.ok and watch.name in self.paused:
-                logger.info("folder %s resumes: model %s is available", watch.name, watch.model)
-                del self.paused[watch.name]
+            if not found.ok:
+                self.pauses.hold(watch.name, pauses.MODEL, found.reason)
+            elif self.pauses.release(watch.name, pauses.MODEL,
+                                     f"its model can run ({watch.model_choice})"):
                 self.wake.set()
         idle = self.settings.models.idle_unload_s
         if idle > 0:
             self.models.unload_idle(idle)
+
+    def check_pauses(self) -> None:
+        """Probe the folders paused for a full or unwritable output or an unreadable drop
+        folder; those whose condition cleared resume by themselves."""
+        if self.pauses.recheck():
+            self.wake.set()
 
     def _folder_availability(self, watch: WatchConfig) -> Availability:
         """A fixed model must be available; a rules folder only needs some model to run."""
@@ -362,14 +426,28 @@ class Daemon:
     def maintain(self) -> None:
         if self.repo is not None:
             housekeeping.maintain_database(self.repo)
+            housekeeping.prune_deliveries(self.repo, self.settings.watch,
+                                          self.settings.daemon.retention_days)
+
+    def backup(self) -> None:
+        if self.repo is not None:
+            housekeeping.backup_database(self.repo, self.settings.daemon.backup_interval_h,
+                                         self.settings.daemon.backup_keep)
 
     def heartbeat(self) -> None:
+        self.lock.touch()  # first: it works when the job log cannot be written
         if self.repo is not None:
-            self.repo.heartbeat(self.instance, self.report())
+            try:
+                self.repo.heartbeat(self.instance, self.report())
+            except JobLogUnavailableError as exc:
+                self.job_log.failed(exc.reason)
+            else:
+                self.job_log.cleared()
         self.notifier.status(self.status_line())
 
     def health(self) -> str | None:
-        """Why the daemon is not making progress, or None. Drives systemd's watchdog."""
+        """Why the daemon is not making progress, or None. Drives systemd's watchdog, and
+        ``mattectl status`` through the report."""
         if self.intake is None or not self.intake.alive:
             return "the intake thread has stopped"
         now = time.monotonic()
@@ -397,13 +475,19 @@ class Daemon:
     def status_line(self) -> str:
         """One line for `systemctl status`."""
         running = [w.current for w in self.workers if w.current is not None]
-        queued = 0
+        queued: int | str = 0
         if self.repo is not None:
-            queued = sum(c.get("queued", 0) for c in self.repo.counts().values())
+            try:
+                queued = sum(c.get("queued", 0) for c in self.repo.counts().values())
+            except JobLogUnavailableError:
+                queued = "?"
         parts = [f"processing {', '.join(j.rel_path for j in running)}" if running else "idle",
                  f"{queued} queued"]
-        if self.paused:
-            parts.append(f"paused: {', '.join(sorted(self.paused))} (model missing)")
+        if paused := self.paused:
+            parts.append("paused: " + "; ".join(f"{name} ({why})"
+                                                for name, why in sorted(paused.items())))
+        if self._reload_refused:
+            parts.append("reload refused")
         return "; ".join(parts)
 
     def report(self) -> DaemonReport:
@@ -411,10 +495,11 @@ class Daemon:
         models = sorted({w.model for w in self.settings.watch} | set(self.settings.models.preload))
         return DaemonReport(
             config=str(self.settings.source) if self.settings.source else None,
-            paused=dict(self.paused),
+            paused=self.paused,
             models=self.models.describe(models) if self.models else {},
             gpus=tuple(self.gpus),
             pending_files=self.intake.pending if self.intake else 0,
             workers=len(self.workers),
-            unhealthy=self._unhealthy,
+            unhealthy=self.health(),
+            reload_refused=self._reload_refused,
         )

@@ -35,6 +35,9 @@ def check_presets(settings: Settings) -> Iterator[tuple[str, str]]:
 
 
 CHECKS: tuple[Check, ...] = (*config.CHECKS, check_presets)
+# What the daemon runs on (`mattectl run`, `config check`, a reload) needs a folder to watch;
+# `status` and `jobs` read the job log of a config that has none left.
+DAEMON_CHECKS: tuple[Check, ...] = (*CHECKS, config.check_watches_a_folder)
 # One-shot commands that never read the drop folders (``mattectl process``) accept a config
 # whose folders live on another machine.
 TOOL_CHECKS: tuple[Check, ...] = tuple(c for c in CHECKS if c is not config.check_drop_folders)

@@ -12,7 +12,9 @@ the names the caller passes (``models=``), and checks that need more than the fi
 from __future__ import annotations
 
 import os
+import pwd
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import date
@@ -42,6 +44,8 @@ ENV_ALLOW_ROOT = "MATTECTL_ALLOW_ROOT"  # 1: daemon.allow_root (a developer's ro
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic", "heif")
 TEMPLATE_FIELDS = ("stem", "ext", "name", "model", "date", "folder")
+# Shorter quiet times take a copy that merely pauses for a finished file.
+MIN_STABILITY_S = 0.5
 
 
 MODEL_NAMES = "model_names"  # validation context: the model names a config may use
@@ -97,11 +101,21 @@ class DaemonConfig(_Strict):
     )
     heartbeat_s: float = Field(5.0, gt=0, description="How often the daemon says it is alive.")
     max_attempts: int = Field(
-        3, ge=1, description="Attempts per job for errors worth retrying (disk full, permissions)."
+        3, ge=1, description=(
+            "Attempts per job for errors worth retrying (a model error, a failed write). A full "
+            "or unwritable output folder pauses the folder instead and spends no attempt.")
     )
     retry_delay_s: float = Field(30.0, ge=0, description="Wait before the first retry; doubles.")
     max_pixels: int = Field(
         200_000_000, gt=0, description="Inputs with more pixels are rejected before decoding."
+    )
+    max_decode_mb: int = Field(
+        6144, ge=64, description=(
+            "Memory the photos in flight may take together, each estimated from its header "
+            "before decoding: about 45 bytes per pixel of an 8-bit photo, 75 of a 16-bit one, "
+            "the model process's share included (1030 MB for 24 MP, 4292 for 100 MP). A photo "
+            "that needs more alone is refused with its estimate; photos that need more "
+            "together are decoded and matted one after another."),
     )
     min_side: int = Field(16, ge=1, description="Inputs narrower or lower than this fail.")
     stop_grace_s: float = Field(
@@ -115,6 +129,12 @@ class DaemonConfig(_Strict):
     retention_days: float = Field(
         90.0, ge=0, description="Finished job rows older than this are pruned (0 keeps them)."
     )
+    backup_interval_h: float = Field(
+        24.0, ge=0, description=(
+            "An online backup of the job database (SQLite's backup API) into "
+            "<state_dir>/backups when the newest is older than this many hours; 0: none."),
+    )
+    backup_keep: int = Field(7, ge=1, description="How many job database backups are kept.")
     allow_root: bool = Field(
         False, description="Allow running as root (not recommended). Env MATTECTL_ALLOW_ROOT=1 "
                            "sets it.")
@@ -135,7 +155,16 @@ class U2NetConfig(_Strict):
             "bilinear, 'lanczos' is what rembg uses."
         ),
     )
-    half: bool = Field(True, description="Half precision on CUDA (ignored on the CPU).")
+    half: bool = Field(
+        True, description="With precision = 'auto' on CUDA: float16 (true) or float32.")
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description=(
+            "Number format of inference. 'auto': float16 on CUDA (see half); on the CPU "
+            "bfloat16 where a one-time calibration (a few passes of each, remembered per "
+            "machine) shows it faster than float32, else float32. float16 runs on CUDA only."
+        ),
+    )
     gpu_memory_mb: int = Field(
         0, ge=0, description="Cap on the GPU memory PyTorch may hold for U²-Net; 0: no cap.")
 
@@ -237,7 +266,9 @@ class WatchConfig(_Strict):
     polling: bool = Field(False, description="Poll instead of inotify (NAS, SMB and NFS mounts).")
     poll_interval_s: float = Field(2.0, gt=0, description="Polling period when polling = true.")
     stability_s: float = Field(
-        3.0, ge=0, description="A file is taken once its size and mtime are unchanged this long."
+        3.0, description=(
+            "A file is taken once its size and mtime are unchanged this long (at least "
+            f"{MIN_STABILITY_S:g} s)."),
     )
     model: str = Field("u2netp", description="Model that mattes this folder's photos.")
     rules: str | None = Field(
@@ -281,6 +312,16 @@ class WatchConfig(_Strict):
     clean_edges: bool = Field(
         True, description="Subject colour in semi-transparent edges; alpha refined to the photo."
     )
+
+    @field_validator("stability_s")
+    @classmethod
+    def _stability(cls, value: float) -> float:
+        if value < MIN_STABILITY_S:
+            raise ValueError(
+                f"{value:g} s is too short: a photo still being copied (a pause of the network "
+                "or of a card reader) would be taken and read half-written; use at least "
+                f"{MIN_STABILITY_S:g} s (the default is 3 s, more for network mounts)")
+        return value
 
     @field_validator("background")
     @classmethod
@@ -353,6 +394,11 @@ class Settings(_Strict):
     def database_path(self) -> Path:
         return self.daemon.state_dir / "jobs.sqlite3"
 
+    @property
+    def pid_path(self) -> Path:
+        """The daemon's lock and pid file; its mtime is a heartbeat that needs no free space."""
+        return self.daemon.state_dir / "mattectl.pid"
+
     def watch_named(self, name: str) -> WatchConfig:
         for watch in self.watch:
             if watch.name == name:
@@ -389,6 +435,14 @@ def check_drop_folders(settings: Settings) -> Iterator[tuple[str, str]]:
             yield f"watch[{i}].input", f"folder does not exist: {watch.input}"
 
 
+def check_watches_a_folder(settings: Settings) -> Iterator[tuple[str, str]]:
+    """The daemon needs a drop folder to watch (one-shot commands such as ``mattectl process``
+    need none, and leave this check out)."""
+    if not settings.watch:
+        yield "watch", ("no [[watch]] folder: the daemon would watch nothing; add a [[watch]] "
+                        "table (name, input, output) for each drop folder")
+
+
 def _check_folders(settings: Settings) -> Iterator[tuple[str, str]]:
     for i, watch in enumerate(settings.watch):
         key = f"watch[{i}]"
@@ -404,6 +458,13 @@ def _check_folders(settings: Settings) -> Iterator[tuple[str, str]]:
                 yield f"{key}.{field}", "required when the original is moved"
             if folder is not None and inside(folder, watch.output):
                 yield f"{key}.{field}", f"must not be inside the output folder {watch.output}"
+            # The intake leaves processed and failed folders inside the drop folder unwatched
+            # (a sub-folder works); the drop folder itself would leave nothing to process.
+            if folder is not None and inside(folder, watch.input) and inside(watch.input, folder):
+                yield f"{key}.{field}", (
+                    f"must not be the drop folder {watch.input}: the folder that originals are "
+                    "moved to is not watched, so no photo would be processed; use another "
+                    "folder or a sub-folder")
 
 
 def _check_unique(settings: Settings) -> Iterator[tuple[str, str]]:
@@ -421,6 +482,62 @@ def _check_unique(settings: Settings) -> Iterator[tuple[str, str]]:
         for j, other in enumerate(settings.watch[:i]):
             if inside(watch.output, other.input) or inside(other.output, watch.input):
                 yield f"watch[{i}].output", f"nested with watch[{j}]'s folders"
+            elif inside(watch.output, other.output) or inside(other.output, watch.output):
+                yield f"watch[{i}].output", (
+                    f"shares its output folder with watch[{j}] ({other.output}): two folders' "
+                    "cutouts of photos with the same name would take each other's names; give "
+                    "each folder its own output")
+        yield from _check_moved_elsewhere(settings, i)
+
+
+def _check_moved_elsewhere(settings: Settings, i: int) -> Iterator[tuple[str, str]]:
+    """Originals moved into another folder's drop folder would be processed again there."""
+    watch = settings.watch[i]
+    for field, folder in (("processed_dir", watch.processed_dir),
+                          ("failed_dir", watch.failed_dir)):
+        for j, other in enumerate(settings.watch):
+            if folder is not None and j != i and inside(folder, other.input):
+                yield f"watch[{i}].{field}", (
+                    f"lies in watch[{j}]'s drop folder {other.input}: originals moved there "
+                    "would be processed again by that folder")
+
+
+def state_dir_problem(info: os.stat_result, path: Path, owner: int | None = None) -> str | None:
+    """Why the folder ``info`` (its lstat or fstat) describes cannot hold the job database and
+    the pid file, or None. ``owner``: the uid that must own it (None: any)."""
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link: name the folder itself"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a folder"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        who = "anyone" if mode & 0o002 else "its group"
+        return (f"{path} may be written by {who} (mode {mode:04o}): the job database and the pid "
+                "file must be mattectl's alone; use a folder of its own (left unset: systemd's "
+                "/var/lib/mattectl, else ~/.local/state/mattectl)")
+    if owner is not None and info.st_uid != owner:
+        return (f"{path} belongs to {_user_name(info.st_uid)}, not to {_user_name(owner)} who "
+                "runs mattectl: use a folder of mattectl's own, or chown it")
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_state_dir(settings: Settings) -> Iterator[tuple[str, str]]:
+    # Its owner is the daemon's question (mattectl.app.prepare_state_dir): `config check` and
+    # `status` may run as another user than the service's (root, an admin).
+    path = settings.daemon.state_dir
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return  # missing (created at start), or not this user's to look at
+    if problem := state_dir_problem(info, path):
+        yield "daemon.state_dir", problem
 
 
 def _check_gpu(settings: Settings) -> Iterator[tuple[str, str]]:
@@ -460,6 +577,7 @@ def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
 
 CHECKS: tuple[Check, ...] = (
     check_drop_folders,
+    _check_state_dir,
     _check_folders,
     _check_unique,
     _check_gpu,

@@ -10,8 +10,12 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURE = 1  # the command ran and something failed (a job, a check)
     USAGE = 2  # bad config, bad arguments
-    NOT_RUNNING = 3  # the daemon is not running (or its heartbeat is stale)
+    NOT_RUNNING = 3  # the daemon is not running (its pid is gone, or it stopped)
     NOT_FOUND = 4  # a job, a file or a model that does not exist
+    # The job database is missing, emptied or corrupt: starting again cannot help (systemd's
+    # RestartPreventExitStatus=), a person restores or resets it (`mattectl db check`).
+    DATABASE = 5
+    NOT_RESPONDING = 6  # the daemon's process is alive but its heartbeat is old (frozen?)
 
 
 class MattectlError(Exception):
@@ -42,7 +46,14 @@ class InputChangedError(InputError):
 
 
 class OutputError(MattectlError):
-    """Writing a result failed (disk full, no permission). The job is retried later."""
+    """Writing a result failed (disk full, no permission). The job is retried later, or held
+    while its folder is paused when the output folder itself cannot take it (jobs.conditions)."""
+
+
+class OutputNameError(MattectlError):
+    """The result cannot be written under its name whatever is retried: the name is too long
+    for the filesystem, a folder or a file is in its way, or a symbolic link below the output
+    folder would lead elsewhere. The job fails at once (not an OutputError: no retry)."""
 
 
 class ModelUnavailableError(MattectlError):
@@ -82,6 +93,19 @@ class JobLogUnavailableError(MattectlError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the job log is locked or unavailable: {reason}")
+
+
+class JobLogDamagedError(JobLogUnavailableError):
+    """The job database is corrupt, emptied (0 bytes) or missing after one was created.
+    Waiting cannot fix it; the message says what happened, where the file is, and how to
+    restore a backup or start afresh. (A subclass of JobLogUnavailableError so that a worker
+    that meets it mid-run waits instead of losing its job's outcome.)"""
+
+    exit_code = ExitCode.DATABASE
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        self.reason = reason or message
+        MattectlError.__init__(self, message)
 
 
 class InvalidTransitionError(MattectlError):

@@ -28,6 +28,11 @@ def load_settings(path: Path | None) -> Settings:
     return checks.load(path)
 
 
+def load_daemon_settings(path: Path | None) -> Settings:
+    """For `mattectl run` and `config check`: :func:`load_settings`, and a folder to watch."""
+    return checks.load(path, checks=checks.DAEMON_CHECKS)
+
+
 def load_settings_or_defaults(path: Path | None) -> Settings:
     """For one-shot commands (process, eval, bench, models, rules): the config when one is
     given or exists, built-in defaults otherwise. They never read the drop folders, so a config
@@ -40,8 +45,10 @@ def load_settings_or_defaults(path: Path | None) -> Settings:
 def open_repository(settings: Settings, *, writer: bool = False) -> JobRepository:
     """The daemon's job log. Readers never create it: a missing database means no daemon ran."""
     from mattectl.errors import DaemonNotRunningError
+    from mattectl.store.database import check_file
 
-    if not writer and not settings.database_path.exists():
+    # (check_file raises a clear JobLogDamagedError for a lost, emptied or garbled database)
+    if not writer and not check_file(settings.database_path):
         raise DaemonNotRunningError(
             f"no job database at {settings.database_path}: the daemon has never run with this "
             "config")

@@ -98,7 +98,8 @@ def eval_command(
     if preset:
         planner = RulePlanner.create(models, settings.daemon.rules_dir)
         pipeline = PhotoPipeline(models, max_pixels=settings.daemon.max_pixels,
-                                 min_side=settings.daemon.min_side, planner=planner)
+                                 min_side=settings.daemon.min_side, planner=planner,
+                                 max_decode_mb=settings.daemon.max_decode_mb)
         for name in preset:
             planner.presets.get(name)  # an unknown or invalid preset fails here, by name
             matter = PresetMatter(pipeline, name)

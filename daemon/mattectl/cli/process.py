@@ -121,7 +121,8 @@ def process(
     planner = _planner(settings, models)
     _check_available(recipe, models, planner)
     pipeline = PhotoPipeline(models, max_pixels=settings.daemon.max_pixels,
-                             min_side=settings.daemon.min_side, planner=planner)
+                             min_side=settings.daemon.min_side, planner=planner,
+                             max_decode_mb=settings.daemon.max_decode_mb)
     policy = "overwrite" if overwrite else "suffix"
     naming = watch.model_copy(update={"output": out}) if watch is not None else None
 

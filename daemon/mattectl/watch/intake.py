@@ -19,9 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mattectl.condition_log import ConditionLog
 from mattectl.config import WatchConfig
-from mattectl.fsutil import inside
-from mattectl.store.repository import Job, JobRepository, NewJob
+from mattectl.errors import JobLogUnavailableError
+from mattectl.fsutil import inside, open_regular
+from mattectl.store.manifest import DeliveryManifest
+from mattectl.store.repository import Delivery, Job, JobRepository, NewJob
 from mattectl.store.status import JobStatus
 from mattectl.watch.filters import ignore_reason
 from mattectl.watch.stability import FileState, StabilityTracker
@@ -35,8 +38,10 @@ INBOX_LIMIT = 10_000
 
 
 def hash_file(path: Path) -> str:
+    """The content hash of the regular file ``path``. Neither a FIFO swapped in since it was
+    found stable (it would block) nor a symbolic link in its place is opened: UnsafePathError."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with os.fdopen(open_regular(path), "rb") as fh:
         while chunk := fh.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -63,21 +68,25 @@ class _Folder:
     watch: WatchConfig
     tracker: StabilityTracker
     excluded: tuple[Path, ...]  # processed/failed folders that live inside the drop folder
+    manifest: DeliveryManifest  # what was delivered to the output folder, whatever the log says
 
 
 class Intake:
     def __init__(self, watches: list[WatchConfig], repo: JobRepository,
                  on_queued: Callable[[Job], None], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 job_log: ConditionLog | None = None) -> None:
         self._folders = {
             w.name: _Folder(w, StabilityTracker(w.stability_s), tuple(
                 d for d in (w.processed_dir, w.failed_dir) if d is not None and inside(d, w.input)
-            ))
+            ), DeliveryManifest(w.output))
             for w in watches
         }
         self._repo = repo
         self._on_queued = on_queued
         self._clock = clock
+        # A job log that cannot be written (a full state disk): one line, not one per file.
+        self._job_log = job_log or ConditionLog(logger, "job log busy", "job log writable again")
         self._inbox: queue.Queue[tuple[str, Path]] = queue.Queue(INBOX_LIMIT)
         self._scan_requests: set[str | None] = set()
         self._scan_lock = threading.Lock()
@@ -241,6 +250,8 @@ class Intake:
             if self._repo.find_known(name, path, state.size, state.mtime_ns) is not None:
                 self._known[(name, str(path))] = state
                 return None
+            if (cutout := self._delivered(f, path, state)) is not None:
+                return self._skip_delivered(f, path, rel, state, cutout)
             try:
                 digest = hash_file(path)
             except FileNotFoundError:
@@ -252,8 +263,14 @@ class Intake:
             if file_state(path) != state:  # still changing after all: wait again
                 f.tracker.observe(path, file_state(path) or state, now)
                 return None
+            if (cutout := self._delivered(f, path, state, digest)) is not None:
+                return self._skip_delivered(f, path, rel, state, cutout)
             job, created = self._repo.add(NewJob(name, path, rel, digest, state.size,
                                                  state.mtime_ns))
+        except JobLogUnavailableError as exc:
+            self._job_log.failed(exc.reason)
+            f.tracker.observe(path, state, now)
+            return None
         except Exception:
             logger.exception("could not queue %s; will try again", path)
             f.tracker.observe(path, state, now)
@@ -270,6 +287,34 @@ class Intake:
             return None
         self._on_queued(job)
         return job
+
+    def _delivered(self, f: _Folder, path: Path, state: FileState,
+                   digest: str | None = None) -> Path | None:
+        """The cutout of an earlier delivery of this photo to this folder, if it still exists:
+        without ``digest``, of exactly this file (path, size, mtime: nothing to hash); with it,
+        of this content, from the job log or else from the output folder's manifest (which
+        outlives the log; what it teaches is written back to the log)."""
+        name = f.watch.name
+        if digest is None:
+            known = self._repo.find_delivered(name, path, state.size, state.mtime_ns)
+            return known.output_path if known and known.output_path.exists() else None
+        known = self._repo.delivered(name, digest)
+        if known is not None and known.output_path.exists():
+            return known.output_path
+        cutout = f.manifest.lookup(name, digest)
+        if cutout is None or not cutout.exists():
+            return None
+        self._repo.remember_delivery(Delivery(name, digest, path, state.size, state.mtime_ns,
+                                              cutout))
+        return cutout
+
+    def _skip_delivered(self, f: _Folder, path: Path, rel: str, state: FileState,
+                        cutout: Path) -> None:
+        """Not queued: this content was delivered to this folder and its cutout is still
+        there (a cutout the studio deleted is made again)."""
+        self._known[(f.watch.name, str(path))] = state
+        logger.info("skipped %s (%s): already delivered as %s", rel, f.watch.name, cutout)
+        return None
 
     def _requeue_failed(self, job: Job, path: Path) -> Job:
         """The same photo was dropped again after its job failed: try it again."""
