@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
+from mattectl import __version__
 from mattectl.cli.output import (
     Column,
     Fit,
@@ -23,6 +26,7 @@ from mattectl.cli.output import (
     wrap_message,
     wrap_text,
 )
+from mattectl.report import DaemonReport, ModelReport
 from mattectl.store.repository import JobRepository, JobResult, NewJob
 
 from .clikit import ANSI, mattectl, mattectl_tty
@@ -215,3 +219,39 @@ def test_an_error_message_is_printed_as_it_is_never_read_as_markup(tmp_path: Pat
     assert piped.returncode == 2
     assert "watch: no [[watch]] folder: the daemon would watch nothing; add a [[watch]] table" \
         in piped.stderr
+
+
+@pytest.mark.slow  # the real CLI in subprocesses
+def test_status_fits_80_columns_and_is_whole_when_piped(jobs_config: Path) -> None:
+    host = socket.gethostname()
+    models = {"u2netp": ModelReport(available=True, backend="u2net", loaded=True, device="cpu",
+                                    precision="bfloat16")}
+    repo = JobRepository.open(jobs_config.parent / "state" / "jobs.sqlite3")
+    try:  # this test's own process stands in for a live daemon
+        repo.register_daemon(f"{host}:{os.getpid()}", host, os.getpid(), __version__,
+                             DaemonReport(config=str(jobs_config), models=models, workers=2))
+    finally:
+        repo.close()
+    code, screen = mattectl_tty("status", "--config", jobs_config)
+    piped = mattectl("status", "--config", jobs_config)
+    assert code == 0 and piped.returncode == 0, screen + piped.stderr
+    drop = str(jobs_config.parent / "in")
+    # Piped: every column whole, paths in full.
+    assert "…" not in piped.stdout
+    lines = piped.stdout.splitlines()
+    folder_header = next(i for i, line in enumerate(lines) if line.startswith("folder "))
+    assert lines[folder_header].split() == ["folder", "model", "queued", "waiting", "running",
+                                            "done", "failed", "input", "output"]
+    assert lines[folder_header + 1].split()[:7] == ["studio", "u2netp", "1", "0", "0", "1", "1"]
+    assert drop in lines[folder_header + 1]
+    model_row = next(line for line in lines if line.startswith("u2netp "))
+    assert "bfloat16" in model_row and "loaded" in model_row
+    # At 80 columns: the headers and counts whole (they were cut to "waiti…", "runni…"), the
+    # drop folder shortened from the left.
+    assert max(map(len, screen.splitlines())) <= 80, screen
+    words = screen.split()
+    for header in ("queued", "waiting", "running", "done", "failed", "precision", "state"):
+        assert header in words, screen
+    shown = [w for w in words if w.endswith("/in")]
+    assert shown and all(w == drop or (w.startswith("…") and drop.endswith(w[1:]))
+                         for w in shown), screen

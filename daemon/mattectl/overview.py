@@ -49,6 +49,7 @@ class ModelOverview:
     reason: str | None
     backend: str | None = None
     warning: str | None = None  # e.g. a GPU machine running the model on its CPU
+    precision: str | None = None  # the number format the loaded model runs in
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,6 @@ def _model_overviews(repo: JobRepository, reported: dict[str, ModelReport]) -> l
             p95_ms=percentile(times, 95),
             devices=sorted(devices.get(name, set()) | ({live.device} if live.device else set())),
             available=live.available, loaded=live.loaded, reason=live.reason or None,
-            backend=live.backend, warning=live.warning or None,
+            backend=live.backend, warning=live.warning or None, precision=live.precision,
         ))
     return out

@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from mattectl.cli.common import ConfigOption, JsonOption, console, load_settings, open_repository
+from mattectl.cli.output import (
+    Column,
+    Fit,
+    PathCell,
+    print_message,
+    print_table,
+    shorten_left,
+)
 from mattectl.errors import ExitCode
-from mattectl.overview import Overview, build_overview
+from mattectl.overview import ModelOverview, Overview, build_overview
 
 
 def _ms(value: float | None) -> str:
@@ -17,6 +24,21 @@ def _ms(value: float | None) -> str:
 
 
 HEADS = {"stale": "not running"}  # the state's word, as a person reads it
+# At 80 columns the counts stay whole; the folders' paths are shortened from the left, and the
+# model's backend and precision are the first to go.
+FOLDER_COLUMNS = [
+    Column("folder"), Column("model"), Column("queued"), Column("waiting"), Column("running"),
+    Column("done"), Column("failed"), Column("input", Fit.PATH, drop=2, min_width=10),
+    Column("output", Fit.PATH, drop=1, min_width=10)]
+MODEL_COLUMNS = [
+    Column("model"), Column("backend", drop=2), Column("jobs"), Column("p50 inference"),
+    Column("p95 inference", drop=3), Column("device"), Column("precision", drop=1),
+    Column("state")]
+
+
+def _state(m: ModelOverview) -> str:
+    return ("missing" if m.available is False else
+            "loaded" if m.loaded else "idle" if m.available else "-")
 
 
 def _render(ov: Overview) -> None:
@@ -27,38 +49,33 @@ def _render(ov: Overview) -> None:
     elif ov.instance:
         head += f"  (last seen: {ov.instance}, heartbeat {ov.heartbeat_age_s:.0f} s ago)"
     console.print(head, highlight=False)
-    for problem in ov.problems:
-        console.print(f"[yellow]! {problem}[/]", highlight=False)
+    for problem in ov.problems:  # plain text: a path or a key may hold brackets
+        print_message(console, f"! {problem}")
 
-    folders = Table("folder", "model", "queued", "waiting", "running", "done", "failed", "input",
-                    "output", title="Folders", title_justify="left")
-    for f in ov.folders:
-        running = f"{f.interrupted} interrupted" if f.interrupted else str(f.running)
-        folders.add_row(f.name + (" (paused)" if f.paused else ""), f.model, str(f.queued),
-                        str(f.waiting), running, str(f.done), str(f.failed), f.input, f.output)
-    console.print(folders)
-
-    models = Table("model", "backend", "jobs", "p50 inference", "p95 inference", "device",
-                   "state", title="Models", title_justify="left")
-    for m in ov.models:
-        state = ("missing" if m.available is False else
-                 "loaded" if m.loaded else "idle" if m.available else "-")
-        models.add_row(m.name, m.backend or "-", str(m.jobs), _ms(m.p50_ms), _ms(m.p95_ms),
-                       ", ".join(m.devices) or "-", state)
-    console.print(models)
+    console.print("Folders", style="bold", highlight=False)
+    print_table(console, FOLDER_COLUMNS, [
+        [f.name + (" (paused)" if f.paused else ""), f.model, str(f.queued), str(f.waiting),
+         f"{f.interrupted} interrupted" if f.interrupted else str(f.running), str(f.done),
+         str(f.failed), PathCell(f.input), PathCell(f.output)] for f in ov.folders])
+    console.print("Models", style="bold", highlight=False)
+    print_table(console, MODEL_COLUMNS, [
+        [m.name, m.backend or "-", str(m.jobs), _ms(m.p50_ms), _ms(m.p95_ms),
+         ", ".join(m.devices) or "-", m.precision or "-", _state(m)] for m in ov.models])
 
     for job in ov.running_jobs:
-        console.print(f"working on job {job['job']}: {job['file']} ({job['folder']})",
-                      highlight=False)
+        print_message(console, f"working on job {job['job']}: {job['file']} ({job['folder']})")
     for job in ov.interrupted_jobs:
-        console.print(f"interrupted: job {job['job']}: {job['file']} ({job['folder']}), "
-                      "re-queued when the daemon starts", highlight=False)
+        print_message(console, f"interrupted: job {job['job']}: {job['file']} "
+                               f"({job['folder']}), re-queued when the daemon starts")
     if ov.pending_files:
-        console.print(f"{ov.pending_files} file(s) arriving (waiting until they are stable)")
+        print_message(console, f"{ov.pending_files} file(s) arriving (waiting until they are "
+                               "stable)")
     if ov.last_output:
-        lo = ov.last_output
-        console.print(f"last output: {lo['output']} (job {lo['job']}, {lo['finished_at']})",
-                      highlight=False)
+        lo, label = ov.last_output, "last output: "
+        path = str(lo["output"])
+        if console.is_terminal:  # a path is never wrapped: on a screen, its end says most
+            path = shorten_left(path, console.width - len(label))
+        print_message(console, f"{label}{path} (job {lo['job']}, {lo['finished_at']})")
 
 
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
