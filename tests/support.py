@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,3 +76,15 @@ def children(pid: int) -> set[int]:
         if int(fields[1]) == pid:
             found.add(int(stat.parent.name))
     return found
+
+
+def corrupt_an_index_page(db: Path) -> None:
+    """Overwrite the claim index's root page of a real SQLite job log: queries may still work,
+    an integrity check finds it."""
+    con = sqlite3.connect(db)
+    page, = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'ix_jobs_claim'"
+                        ).fetchone()
+    con.close()
+    with db.open("r+b") as fh:
+        fh.seek((page - 1) * 4096)
+        fh.write(b"\xff" * 4096)

@@ -12,6 +12,8 @@ from mattectl.errors import InputError, JobLogDamagedError
 from mattectl.store import backup, database
 from mattectl.store.repository import JobRepository, NewJob
 
+from .support import corrupt_an_index_page
+
 
 def new_job(n: int) -> NewJob:
     return NewJob("studio", Path(f"/in/{n}.jpg"), f"{n}.jpg", f"{n:064x}", 1, 1)
@@ -60,13 +62,7 @@ def test_a_corrupt_database_never_rotates_the_good_backups_away(tmp_path: Path) 
         repo.add(new_job(n))
     repo.close()
     good = backup.backup(db, keep=1, now=datetime(2024, 5, 1, tzinfo=UTC))
-    con = sqlite3.connect(db)
-    page, = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'ix_jobs_claim'"
-                        ).fetchone()
-    con.close()
-    with db.open("r+b") as fh:
-        fh.seek((page - 1) * 4096)
-        fh.write(b"\xff" * 4096)
+    corrupt_an_index_page(db)
     with pytest.raises(JobLogDamagedError, match="could not be backed up"):
         backup.backup(db, keep=1)
     assert backup.backups(db) == [good]

@@ -14,6 +14,8 @@ from mattectl.store import database
 from mattectl.store.engine import SCHEMA_VERSION
 from mattectl.store.repository import JobRepository, NewJob
 
+from .support import corrupt_an_index_page
+
 
 def make(db: Path, jobs: int = 0) -> None:
     repo = JobRepository.open(db)
@@ -53,13 +55,7 @@ def test_check_reports_each_kind_of_damage(tmp_path: Path) -> None:
     make(db, jobs=300)
     good = database.check(db)
     assert good.ok and good.size == db.stat().st_size and good.schema_version == SCHEMA_VERSION
-    con = sqlite3.connect(db)
-    page, = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'ix_jobs_claim'"
-                        ).fetchone()
-    con.close()
-    with db.open("r+b") as fh:
-        fh.seek((page - 1) * 4096)
-        fh.write(b"\xff" * 4096)
+    corrupt_an_index_page(db)
     for full in (True, False):
         assert database.check(db, full=full).problems  # integrity_check and quick_check
     os.truncate(db, 0)

@@ -18,6 +18,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mattectl.fsutil import fsync_dir
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".mattectl-delivered.jsonl"
@@ -48,7 +50,7 @@ class DeliveryManifest:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
 
     def lookup(self, folder: str, input_hash: str) -> Path | None:
         """The cutout recorded for this content in ``folder``, the latest one; None when none
@@ -91,16 +93,3 @@ class DeliveryManifest:
                 self._entries[(entry["folder"], entry["sha256"])] = entry["cutout"]
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged line: the others still count
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
