@@ -266,10 +266,11 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         assert db.stat().st_ino == inode  # the same file, upgraded; not a new one
         with repo.engine.connect() as conn:
             assert [v for (v,) in conn.execute(text(
-                "SELECT version FROM schema_version ORDER BY version"))] == [1, SCHEMA_VERSION]
+                "SELECT version FROM schema_version ORDER BY version"))] == \
+                list(range(1, SCHEMA_VERSION + 1))  # each migration in turn
         done, failed = sorted(repo.list(), key=lambda j: j.id)
-        assert (done.status, done.output_path, done.output_hash) == \
-            (JobStatus.DONE, Path("/out/a.png"), None)
+        assert (done.status, done.output_path, done.output_hash, done.precision) == \
+            (JobStatus.DONE, Path("/out/a.png"), None, None)
         assert failed.status == JobStatus.FAILED
         # The done jobs already in the log are remembered as delivered, before any is pruned.
         delivery = repo.delivered("studio", "a" * 64)

@@ -37,8 +37,8 @@ class Harness:
         self.repo = repo
         self.watch = settings.watch[0]
         self.changed: list[Path] = []
-        pipeline = PhotoPipeline(ModelCache(settings.models, settings.models_dir),
-                                   max_pixels=settings.daemon.max_pixels)
+        self.pipeline_models = ModelCache(settings.models, settings.models_dir)
+        pipeline = PhotoPipeline(self.pipeline_models, max_pixels=settings.daemon.max_pixels)
         self.worker = JobWorker("host:1:w0", repo, pipeline, settings,
                                 folders=lambda: [self.watch.name], wake=threading.Event(),
                                 on_input_changed=lambda folder, path: self.changed.append(path))
@@ -88,6 +88,9 @@ def test_photo_becomes_a_complete_rgba_cutout(make_harness: Callable[..., Harnes
     alpha = rgba[:, :, 3]
     assert alpha.min() < 10 and alpha.max() > 245  # a subject and a background
     assert done.model == "u2netp" and done.device == "cpu" and done.attempts == 1
+    # The format the model ran in, as its backend chose it (auto: by the machine's verdict).
+    assert done.precision == h.pipeline_models.get("u2netp").precision
+    assert done.precision in ("float32", "bfloat16")
     for stage in (done.decode_ms, done.inference_ms, done.encode_ms, done.db_ms, done.total_ms):
         assert stage is not None and stage > 0
     assert (done.width, done.height) == Image.open(small_photo).size

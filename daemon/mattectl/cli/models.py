@@ -56,11 +56,13 @@ def _complete_model(incomplete: str) -> list[str]:
 ModelName = Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.",
                                           autocompletion=_complete_model)]
 # At 80 columns: the model, where its weights come from and their state whole, the file's path
-# shortened from the left; the backend, published checksum, size, device, then loaded left out.
+# shortened from the left; the precision, backend, published checksum, size, device, then
+# loaded left out.
 MODEL_COLUMNS = (
     Column("model"), Column("backend", drop=5), Column("from"),
     Column("files", Fit.PATH, min_width=34), Column("size", drop=3), Column("checksum"),
     Column("published", drop=4), Column("loaded", drop=1), Column("device", drop=2),
+    Column("precision", drop=6),
 )
 
 
@@ -96,7 +98,8 @@ def list_models(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     rows = []
     for state in ModelStore(settings).states():
         running = live.get(state.name, ModelReport())
-        rows.append({**asdict(state), "loaded": bool(running.loaded), "device": running.device})
+        rows.append({**asdict(state), "loaded": bool(running.loaded), "device": running.device,
+                     "precision": running.precision})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -104,7 +107,7 @@ def list_models(config: ConfigOption = None, as_json: JsonOption = False) -> Non
         [r["name"], r["backend"], r["origin"] or "-",
          PathCell(r["location"]) if r["location"] else "not installed", _size(r["size"]),
          r["checksum"], r["published_checksum"], "yes" if r["loaded"] else "no",
-         r["device"] or "-"] for r in rows])
+         r["device"] or "-", r["precision"] or "-"] for r in rows])
     if not live:
         console.print("(the daemon is not running: nothing is loaded)")
 

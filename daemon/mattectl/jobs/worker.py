@@ -171,6 +171,7 @@ class JobWorker:
             cutout = self.pipeline.run(photo, recipe)
             need = len(cutout.data)
             result = replace(result, model=cutout.model, device=cutout.device,
+                             precision=cutout.precision,
                              width=cutout.width, height=cutout.height,
                              decode_ms=cutout.decode_ms, inference_ms=cutout.inference_ms,
                              encode_ms=cutout.encode_ms, decision=cutout.decision)

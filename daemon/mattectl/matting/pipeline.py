@@ -74,6 +74,7 @@ class Cutout:
     refine_ms: float  # of which clean edges (and compositing)
     options: OutputOptions  # what it was written with (a rule's output settings applied)
     decision: dict[str, Any] | None = None  # the rules' decision, when rules chose the model
+    precision: str | None = None  # the number format the model ran in
 
     @property
     def extension(self) -> str:
@@ -155,8 +156,8 @@ class PhotoPipeline:
         start = time.perf_counter()
         alphas = backend.predict_batch([d.image.rgb for d in batch])
         ms = ms_since(start)
-        return [Matte(alpha, model, device, ms, None, backend.spec.input_size)
-                for alpha in alphas]
+        return [Matte(alpha, model, device, ms, None, backend.spec.input_size,
+                      precision=backend.precision) for alpha in alphas]
 
     def finish(self, decoded: Decoded, matte: Matte, recipe: Recipe) -> Cutout:
         """Clean edges and the encoded file, as the folder (or the deciding rule) asks."""
@@ -173,7 +174,7 @@ class PhotoPipeline:
             decoded.release()
         return Cutout(encoded.data, image.width, image.height, matte.model, matte.device,
                       decoded.ms, matte.inference_ms, ms_since(start), refine_ms, options,
-                      matte.decision)
+                      matte.decision, matte.precision)
 
 
 def _read(photo: Photo) -> bytes:

@@ -74,6 +74,7 @@ class Matte:
     model_side: int | None = None  # the model's working size, counted in whole frames (a crop
     # matted at 320 px gives a finer alpha than the whole frame at 320 px); None: full resolution
     output: RuleOutput | None = None  # the deciding rule's output settings, over the folder's
+    precision: str | None = None  # the number format the model ran in
 
 
 class RulePlanner:
@@ -205,7 +206,7 @@ class RulePlanner:
         ms = (time.perf_counter() - start) * 1000.0 + (probe.ms if reused and probe else 0.0)
         return Matte(alpha, decision.model, device, ms, explained.record(reused_probe=reused),
                      _model_side(backend.spec.input_size, decision.crop, width, height),
-                     decision.output)
+                     decision.output, backend.precision)
 
 
 def _subject(found: SubjectProbe) -> Subject:

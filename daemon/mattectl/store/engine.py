@@ -24,7 +24,7 @@ from mattectl.store.status import JobStatus
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 # SQLite's words for a file that is not (or no longer) a sound database; waiting cannot help.
 DAMAGED_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
@@ -46,8 +46,13 @@ def _v2_deliveries(session: Session) -> None:
                JobRow.finished_at.is_not(None))))
 
 
+def _v3_precision(session: Session) -> None:
+    """The number format each job's model ran in (none for jobs before it was recorded)."""
+    session.connection().execute(text("ALTER TABLE jobs ADD COLUMN precision VARCHAR(16)"))
+
+
 # version -> migration from version - 1. Fresh databases get create_all() and the newest version.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _v2_deliveries}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _v2_deliveries, 3: _v3_precision}
 
 
 def backups_dir(database: Path) -> Path:

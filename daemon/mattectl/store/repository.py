@@ -46,6 +46,7 @@ class JobResult:
 
     model: str | None = None
     device: str | None = None
+    precision: str | None = None  # the number format the model ran in
     output_path: Path | None = None
     output_hash: str | None = None  # SHA-256 of the bytes published at output_path
     width: int | None = None
@@ -61,8 +62,8 @@ class JobResult:
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             name: getattr(self, name)
-            for name in ("model", "device", "width", "height", "decode_ms", "inference_ms",
-                         "encode_ms", "db_ms", "total_ms")
+            for name in ("model", "device", "precision", "width", "height", "decode_ms",
+                         "inference_ms", "encode_ms", "db_ms", "total_ms")
             if getattr(self, name) is not None
         }
         if self.output_path is not None:
@@ -86,6 +87,7 @@ class Job:
     attempts: int
     model: str | None
     device: str | None
+    precision: str | None
     decision: dict[str, Any] | None
     decode_ms: float | None
     inference_ms: float | None
@@ -110,7 +112,7 @@ class Job:
             id=row.id, folder=row.folder, input_path=Path(row.input_path), rel_path=row.rel_path,
             input_hash=row.input_hash, input_size=row.input_size,
             input_mtime_ns=row.input_mtime_ns, status=JobStatus(row.status),
-            attempts=row.attempts, model=row.model, device=row.device,
+            attempts=row.attempts, model=row.model, device=row.device, precision=row.precision,
             decision=json.loads(row.decision) if row.decision else None,
             decode_ms=row.decode_ms, inference_ms=row.inference_ms, encode_ms=row.encode_ms,
             db_ms=row.db_ms, total_ms=row.total_ms, width=row.width, height=row.height,
