@@ -238,7 +238,11 @@ def test_sigusr1_on_a_busy_daemon_writes_every_threads_stack_and_the_daemon_goes
         sent += 1
         time.sleep(0.01)
         assert daemon.proc.poll() is None, daemon.log_text()[-3000:]
-    # The model's own process (what `systemctl kill -s USR1` also reaches) dumps and goes on.
+    for i in range(len(photos)):
+        wait_for(lambda i=i: (daemon.root / "out" / f"busy{i}.png").exists(), timeout=120,
+                 what=f"cutout {i} despite the signals")
+    # The model's own process (what `systemctl kill -s USR1` also reaches) dumps and goes on;
+    # idle, as here, its dump reaches the log with the daemon's next heartbeat.
     (inference,) = children(daemon.proc.pid)
     os.kill(inference, signal.SIGUSR1)
     # The main thread comes last, waiting in Daemon.run (app.py) for a signal.
@@ -248,9 +252,6 @@ def test_sigusr1_on_a_busy_daemon_writes_every_threads_stack_and_the_daemon_goes
                    timeout=30, what="the daemon's and the model process's stack dumps")
     assert log.count("Thread 0x") >= 3  # workers, intake, observer, ...
     assert "mattectl/backends/child.py" in log  # the model process's own stack
-    for i in range(len(photos)):
-        wait_for(lambda i=i: (daemon.root / "out" / f"busy{i}.png").exists(), timeout=120,
-                 what=f"cutout {i} despite the signals")
     assert children(daemon.proc.pid) == {inference}  # the model's process was not restarted
     assert daemon.cli("status").returncode == 0
     assert daemon.stop() == 0

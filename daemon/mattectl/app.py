@@ -436,6 +436,8 @@ class Daemon:
 
     def heartbeat(self) -> None:
         self.lock.touch()  # first: it works when the job log cannot be written
+        if self.models is not None:
+            self.models.relay_output()
         if self.repo is not None:
             try:
                 self.repo.heartbeat(self.instance, self.report())

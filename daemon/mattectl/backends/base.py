@@ -137,6 +137,11 @@ class MattingBackend(ABC):
         when it runs on the CPU or cannot tell."""
         return None
 
+    def relay_output(self) -> None:
+        """Pass on what the model's own process wrote while idle (a stack dump, a warning);
+        nothing to do for a model in the daemon's process."""
+        return None
+
     def forward_profile(self, precision: str, passes: int) -> tuple[list[float], float] | None:
         """The network alone (no pre- or post-processing) in ``precision``: milliseconds of
         each of ``passes`` forward passes on one input, and the floating-point operations of

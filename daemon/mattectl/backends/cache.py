@@ -83,6 +83,13 @@ class ModelCache:
                 unloaded.append(backend.name)
         return unloaded
 
+    def relay_output(self) -> None:
+        """What the models' own processes wrote while idle, into the daemon's log."""
+        with self._lock:
+            backends = list(self._backends.values())
+        for backend in backends:
+            backend.relay_output()
+
     def unload_all(self) -> None:
         with self._lock:
             backends = list(self._backends.values())

@@ -249,5 +249,17 @@ class IsolatedBackend(MattingBackend):
     def peak_memory(self) -> int | None:
         return self._call("peak_memory")
 
+    def relay_output(self) -> None:
+        # A request drains the pipe while it waits; between requests nobody would, and what
+        # the child writes then (its stack on SIGUSR1) would wait for the next photo. Skipped
+        # while a request runs: that one drains it.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._output is not None:
+                self._output.drain()
+        finally:
+            self._lock.release()
+
     def forward_profile(self, precision: str, passes: int) -> tuple[list[float], float] | None:
         return self._call("forward_profile", precision, passes)
