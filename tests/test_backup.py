@@ -88,3 +88,13 @@ def test_restore_puts_a_backup_in_place_and_sets_the_current_file_aside(tmp_path
         backup.restore(db, aside)
     with pytest.raises(InputError, match="no backup at"):
         backup.restore(db, tmp_path / "nothing.sqlite3")
+
+
+def test_backups_within_one_second_keep_apart_and_rotate_in_order(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    JobRepository.open(db).close()
+    start = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    taken = [backup.backup(db, keep=3, now=start + timedelta(microseconds=250_000 * n))
+             for n in range(4)]  # four in one second: each its own file, the oldest rotated
+    assert backup.backups(db) == taken[1:]
+    assert backup.newest(db) == start + timedelta(microseconds=750_000)

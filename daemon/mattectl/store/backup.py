@@ -1,10 +1,10 @@
 """Online backups of the SQLite job log, and restoring one.
 
-A backup is taken with SQLite's backup API while the daemon writes (a consistent snapshot), into
-``<state>/backups/jobs-YYYYmmdd-HHMMSS.sqlite3``: written under a temporary name, checked with
-``PRAGMA quick_check``, flushed, then renamed; mode 0600. A copy that fails the check is
-discarded and the earlier backups are kept, so a damaged database never rotates the good
-backups away.
+A backup is taken with SQLite's backup API while the daemon writes (a consistent snapshot),
+into ``<state>/backups/jobs-YYYYmmdd-HHMMSS-ffffff.sqlite3``: written under a temporary name,
+checked with ``PRAGMA quick_check``, flushed, then renamed; mode 0600. A copy that fails the
+check is discarded and the earlier backups are kept, so a damaged database never rotates the
+good backups away.
 """
 
 from __future__ import annotations
@@ -34,14 +34,20 @@ PATTERN = "jobs-*.sqlite3"
 def backups(db: Path) -> list[Path]:
     """The backups of ``db``, oldest first."""
     folder = backups_dir(db)
-    return sorted(folder.glob(PATTERN)) if folder.is_dir() else []
+    found = folder.glob(PATTERN) if folder.is_dir() else []
+    return sorted(found, key=lambda b: (taken_at(b) or datetime.min.replace(tzinfo=UTC), b.name))
 
 
 def taken_at(backup: Path) -> datetime | None:
-    try:
-        return datetime.strptime(backup.stem.removeprefix("jobs-"), STAMP).replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    """From the name: ``jobs-YYYYmmdd-HHMMSS-ffffff`` (or without the microseconds, as the
+    first backups were named)."""
+    text = backup.stem.removeprefix("jobs-")
+    for form in (f"{STAMP}-%f", STAMP):
+        try:
+            return datetime.strptime(text, form).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
 
 
 def newest(db: Path) -> datetime | None:
@@ -55,7 +61,10 @@ def backup(db: Path, *, keep: int, now: datetime | None = None) -> Path:
     new backup. Raises JobLogDamagedError when the copy fails SQLite's check."""
     folder = backups_dir(db)
     folder.mkdir(mode=0o700, exist_ok=True)
-    final = folder / f"jobs-{stamp(now)}.sqlite3"
+    moment = now or datetime.now(UTC)
+    # Microseconds too: two backups within a second (a short interval, `mattectl db backup`
+    # beside the daemon's) must not replace each other.
+    final = folder / f"jobs-{stamp(moment)}-{moment.microsecond:06d}.sqlite3"
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     try:

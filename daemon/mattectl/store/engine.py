@@ -28,7 +28,7 @@ SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 # SQLite's words for a file that is not (or no longer) a sound database; waiting cannot help.
 DAMAGED_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
-BACKUP_DIRNAME = "backups"  # beside the database: state/backups/jobs-YYYYmmdd-HHMMSS.sqlite3
+BACKUP_DIRNAME = "backups"  # beside the database: backups/jobs-YYYYmmdd-HHMMSS-ffffff.sqlite3
 
 
 def _v2_deliveries(session: Session) -> None:
@@ -61,7 +61,7 @@ def backups_dir(database: Path) -> Path:
 
 def recovery_advice(database: Path) -> str:
     """How to get going again, naming the newest backup when there is one."""
-    found = sorted(backups_dir(database).glob("jobs-*.sqlite3"))
+    found = sorted(backups_dir(database).glob("jobs-*.sqlite3"))  # the same width: by time
     restore = (f"restore the newest backup: mattectl db restore {found[-1]}" if found else
                f"restore a backup of it (none in {backups_dir(database)}): "
                "mattectl db restore FILE")
