@@ -269,8 +269,9 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
                 "SELECT version FROM schema_version ORDER BY version"))] == \
                 list(range(1, SCHEMA_VERSION + 1))  # each migration in turn
         done, failed = sorted(repo.list(), key=lambda j: j.id)
-        assert (done.status, done.output_path, done.output_hash, done.precision) == \
-            (JobStatus.DONE, Path("/out/a.png"), None, None)
+        assert (done.status, done.output_path, done.output_hash, done.precision,
+                done.confidence, done.refine_ms) == \
+            (JobStatus.DONE, Path("/out/a.png"), None, None, None, None)
         assert failed.status == JobStatus.FAILED
         # The done jobs already in the log are remembered as delivered, before any is pruned.
         delivery = repo.delivered("studio", "a" * 64)

@@ -93,6 +93,7 @@ def test_photo_becomes_a_complete_rgba_cutout(make_harness: Callable[..., Harnes
     assert done.precision in ("float32", "bfloat16")
     for stage in (done.decode_ms, done.inference_ms, done.encode_ms, done.db_ms, done.total_ms):
         assert stage is not None and stage > 0
+    assert done.refine_ms is not None and 0 < done.refine_ms <= done.encode_ms
     assert (done.width, done.height) == Image.open(small_photo).size
     assert (h.watch.input / "sub" / "portrait.jpg").exists()  # kept by default
     assert [p.name for p in h.outputs()] == ["portrait.png"]  # no temporary file left

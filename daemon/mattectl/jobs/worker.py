@@ -174,7 +174,8 @@ class JobWorker:
                              precision=cutout.precision,
                              width=cutout.width, height=cutout.height,
                              decode_ms=cutout.decode_ms, inference_ms=cutout.inference_ms,
-                             encode_ms=cutout.encode_ms, decision=cutout.decision)
+                             encode_ms=cutout.encode_ms, refine_ms=cutout.refine_ms,
+                             decision=cutout.decision)
             written, digest, note = self._write_output(job, watch, cutout)
             result = replace(result, output_path=written, output_hash=digest, note=note,
                              total_ms=ms_since(started))

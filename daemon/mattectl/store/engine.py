@@ -24,7 +24,7 @@ from mattectl.store.status import JobStatus
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 # SQLite's words for a file that is not (or no longer) a sound database; waiting cannot help.
 DAMAGED_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
@@ -51,8 +51,16 @@ def _v3_precision(session: Session) -> None:
     session.connection().execute(text("ALTER TABLE jobs ADD COLUMN precision VARCHAR(16)"))
 
 
+def _v4_quality(session: Session) -> None:
+    """Each job's confidence in its alpha (0..1, see matting) and the time its edges took."""
+    connection = session.connection()
+    connection.execute(text("ALTER TABLE jobs ADD COLUMN confidence FLOAT"))
+    connection.execute(text("ALTER TABLE jobs ADD COLUMN refine_ms FLOAT"))
+
+
 # version -> migration from version - 1. Fresh databases get create_all() and the newest version.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _v2_deliveries, 3: _v3_precision}
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _v2_deliveries, 3: _v3_precision,
+                                                   4: _v4_quality}
 
 
 def backups_dir(database: Path) -> Path:

@@ -68,6 +68,9 @@ class JobRow(Base):
     decode_ms: Mapped[float | None] = mapped_column(Float)
     inference_ms: Mapped[float | None] = mapped_column(Float)
     encode_ms: Mapped[float | None] = mapped_column(Float)
+    refine_ms: Mapped[float | None] = mapped_column(Float)  # the edges' share of encode_ms
+    # 0..1: how sure the alpha is (1 - the share of the subject in the uncertain band)
+    confidence: Mapped[float | None] = mapped_column(Float)
     db_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float | None] = mapped_column(Float)
     width: Mapped[int | None] = mapped_column(Integer)

@@ -54,6 +54,8 @@ class JobResult:
     decode_ms: float | None = None
     inference_ms: float | None = None
     encode_ms: float | None = None
+    refine_ms: float | None = None  # the edges' share of encode_ms
+    confidence: float | None = None  # 0..1, how sure the alpha is
     db_ms: float | None = None
     total_ms: float | None = None
     decision: dict[str, Any] | None = None
@@ -63,7 +65,8 @@ class JobResult:
         out: dict[str, Any] = {
             name: getattr(self, name)
             for name in ("model", "device", "precision", "width", "height", "decode_ms",
-                         "inference_ms", "encode_ms", "db_ms", "total_ms")
+                         "inference_ms", "encode_ms", "refine_ms", "confidence", "db_ms",
+                         "total_ms")
             if getattr(self, name) is not None
         }
         if self.output_path is not None:
@@ -92,6 +95,8 @@ class Job:
     decode_ms: float | None
     inference_ms: float | None
     encode_ms: float | None
+    refine_ms: float | None
+    confidence: float | None
     db_ms: float | None
     total_ms: float | None
     width: int | None
@@ -115,6 +120,7 @@ class Job:
             attempts=row.attempts, model=row.model, device=row.device, precision=row.precision,
             decision=json.loads(row.decision) if row.decision else None,
             decode_ms=row.decode_ms, inference_ms=row.inference_ms, encode_ms=row.encode_ms,
+            refine_ms=row.refine_ms, confidence=row.confidence,
             db_ms=row.db_ms, total_ms=row.total_ms, width=row.width, height=row.height,
             output_path=Path(row.output_path) if row.output_path else None,
             output_hash=row.output_hash, error=row.error,
