@@ -15,11 +15,14 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
 # Debian packages the tests use, installed when missing and we may (root with apt-get):
-# systemd (systemd-analyze verifies the unit) and chromium (the report renders in a real browser).
+# systemd (systemd-analyze verifies the unit), chromium (the report and the studio page render in a real browser)
+# and postgresql (the job-log tests start a throw-away server: initdb, pg_ctl, a unix socket).
 system_packages() {
     local missing=()
     command -v systemd-analyze >/dev/null || missing+=(systemd)
     command -v chromium >/dev/null || missing+=(chromium)
+    command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+        || missing+=(postgresql)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing ${missing[*]} (for the tests)" >&2
@@ -43,7 +46,7 @@ setup() {
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # torch first, so that the project's "torch>=2.3" is already met by the build chosen here.
     "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-    "$VENV/bin/python" -m pip install -q -e ".[bshm,dev,heic]"
+    "$VENV/bin/python" -m pip install -q -e ".[bshm,dev,heic,postgres]"
     echo "$want" > "$stamp"
 }
 

@@ -19,6 +19,7 @@ from mattectl.config import Settings
 from mattectl.store.repository import JobRepository
 
 from .daemon_process import DaemonProcess, write_config
+from .pgserver import pg_server, pg_url  # noqa: F401 (fixtures)
 from .support import (  # noqa: F401 (older tests import them here)
     AS_ROOT,
     HUMAN_IMAGES,
@@ -83,6 +84,18 @@ def make_settings(tmp_path: Path, shared_models: Path) -> Callable[..., Settings
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[JobRepository]:
     repository = JobRepository.open(tmp_path / "state" / "jobs.sqlite3")
+    yield repository
+    repository.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def job_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobRepository]:
+    """The job log on each database mattectl supports: the SQLite file, and PostgreSQL on the
+    session's throw-away server (skipped, saying why, only where no PostgreSQL is installed)."""
+    target: Path | str = tmp_path / "state" / "jobs.sqlite3"
+    if request.param == "postgresql":
+        target = request.getfixturevalue("pg_url")
+    repository = JobRepository.open(target)
     yield repository
     repository.close()
 

@@ -149,3 +149,44 @@ def test_db_backup_and_restore(mattectl: DaemonProcess) -> None:
     broken = mattectl.cli("db", "restore", str(aside))
     assert broken.returncode == 1 and "cannot be restored: empty (0 bytes)" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_db_upgrade_brings_a_version_4_file_up_and_run_refuses_a_newer_schema(
+        mattectl: DaemonProcess) -> None:
+    db = db_of(mattectl)
+    db.parent.mkdir(mode=0o700)
+    con = sqlite3.connect(db)
+    con.executescript(Path(__file__).with_name("schema_v4.sql").read_text())
+    con.execute("INSERT INTO schema_version VALUES (4, '2026-01-01 00:00:00')")
+    con.commit()
+    con.close()
+    upgraded = mattectl.cli("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "schema version 5" in upgraded.stdout
+    assert json.loads(mattectl.cli("db", "check", "--json").stdout)["schema_version"] == 5
+    con = sqlite3.connect(db)
+    con.execute("UPDATE alembic_version SET version_num = '0042'")
+    con.commit()
+    con.close()
+    refused = run_daemon(mattectl)
+    assert refused.returncode == ExitCode.DATABASE
+    assert "Traceback" not in refused.stderr
+    assert "schema version 42, newer than this mattectl knows (5): upgrade mattectl" in \
+        " ".join(refused.stderr.split())
+
+
+def test_a_postgresql_password_is_never_shown(mattectl: DaemonProcess, pg_url: str) -> None:
+    url = pg_url.replace("mattectl@", "mattectl:s3cret-pw@")  # trust auth: any password
+    mattectl.env["MATTECTL_DATABASE_URL"] = url
+    checked = mattectl.cli("config", "check")
+    upgraded = mattectl.cli("db", "upgrade")
+    assert checked.returncode == upgraded.returncode == 0, checked.stderr + upgraded.stderr
+    assert "mattectl:***@" in checked.stdout and "mattectl:***@" in upgraded.stdout
+    status = mattectl.cli("status")  # no daemon ran: exit 3, said without the password
+    assert status.returncode == ExitCode.NOT_RUNNING
+    db_check = mattectl.cli("db", "check")
+    assert db_check.returncode == 0 and "state:    ok" in db_check.stdout, db_check.stdout
+    backed_up = mattectl.cli("db", "backup")  # the server's business, said so
+    assert backed_up.returncode == ExitCode.USAGE and "pg_dump" in backed_up.stderr
+    for said in (checked, upgraded, status, db_check, backed_up):
+        assert "s3cret-pw" not in said.stdout + said.stderr

@@ -34,7 +34,8 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path: Path) -> None
     settings = checks.parse(tomllib.loads(EXAMPLE.read_text()), base_dir=tmp_path)
     assert settings.watch[0].input == tmp_path / "in"
     text = EXAMPLE.read_text()
-    for section in (config.DaemonConfig, config.ModelsConfig, config.WatchConfig):
+    for section in (config.DaemonConfig, config.ModelsConfig, config.WatchConfig,
+                    config.WebConfig, config.DatabaseConfig):
         for key in section.model_fields:
             assert f"{key} =" in text or f"# {key} =" in text or f"[models.{key}]" in text, key
 
@@ -264,3 +265,73 @@ def test_state_dir_in_tmp_or_writable_by_others_is_refused(folders: Path) -> Non
     with pytest.raises(ConfigError) as exc:
         config.load(path)
     assert problems(exc)["daemon.state_dir"].endswith("is a symbolic link: name the folder itself")
+
+
+def test_web_listen_is_host_and_port(folders: Path) -> None:
+    base = '[[watch]]\nname = "a"\ninput = "in"\noutput = "out"\n[web]\n'
+    for listen, host, port in (("127.0.0.1:8750", "127.0.0.1", 8750), ("[::1]:80", "::1", 80),
+                               ("studio-pc:9000", "studio-pc", 9000)):
+        settings = config.load(write(folders, base + f'listen = "{listen}"\n'))
+        assert settings.web.address == (host, port) and not settings.web.enabled
+    for bad in ("8750", "127.0.0.1", "127.0.0.1:http", ":8750", "127.0.0.1:70000"):
+        with pytest.raises(ConfigError) as exc:
+            config.load(write(folders, base + f'listen = "{bad}"\n'))
+        assert "not host:port" in problems(exc)["web.listen"]
+
+
+def test_a_page_beyond_loopback_without_a_token_is_refused(folders: Path) -> None:
+    base = '[[watch]]\nname = "a"\ninput = "in"\noutput = "out"\n[web]\nenabled = true\n'
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(folders, base + 'listen = "0.0.0.0:8750"\ntoken = false\n'))
+    assert "web.token = true" in problems(exc)["web.listen"]
+    assert config.load(write(folders, base + 'listen = "0.0.0.0:8750"\n')).web.token
+    assert not config.load(write(folders, base + 'token = false\n')).web.token  # on loopback
+
+
+# -- [database] ---------------------------------------------------------------------------------
+
+def test_the_job_log_defaults_to_the_sqlite_file_in_the_state_dir(folders: Path) -> None:
+    settings = config.load(write(folders, '[daemon]\nstate_dir = "st"\n'))
+    assert settings.database_url is None
+    assert settings.job_log == settings.database_path == folders / "st" / "jobs.sqlite3"
+
+
+def test_a_postgresql_url_from_the_file_the_env_or_a_credential_file(
+        folders: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config.ENV_DATABASE_URL, raising=False)
+    path = write(folders, '[database]\nurl = "postgresql://u:pw@db/studio"\nhost_name = "gpu1"\n')
+    settings = config.load(path)
+    assert settings.job_log == "postgresql+psycopg://u:pw@db/studio"  # psycopg 3
+    assert settings.job_log_shown == "postgresql+psycopg://u:***@db/studio"
+    assert settings.host_name == "gpu1"
+    secret = folders / "database-url"
+    secret.write_text("postgresql+psycopg://u:from-file@db/studio\n")
+    path = write(folders, f'[database]\nurl_file = "{secret}"\n')
+    assert config.load(path).job_log == "postgresql+psycopg://u:from-file@db/studio"
+    monkeypatch.setenv(config.ENV_DATABASE_URL, "postgresql://u:env@db2/x")
+    assert config.load(path).job_log == "postgresql+psycopg://u:env@db2/x"
+
+
+def test_database_problems_name_their_key_and_never_the_password(
+        folders: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config.ENV_DATABASE_URL, raising=False)
+    cases = {
+        '[database]\nurl = "mysql://u:hunter2@db/x"\n': ("database.url", "unsupported"),
+        '[database]\nurl = "u:hunter2@db"\n': ("database.url", "not a database URL"),
+        '[database]\nurl_file = "missing"\n': ("database.url_file", "cannot read"),
+        '[database]\nurl = "postgresql://u:hunter2@db/x"\nurl_file = "f"\n':
+            ("database.url_file", "not both"),
+        '[database]\nhost_name = "a:b"\n': ("database.host_name", "pattern"),
+    }
+    for text, (key, words) in cases.items():
+        with pytest.raises(ConfigError) as exc:
+            config.load(write(folders, text))
+        assert words in problems(exc)[key] and "hunter2" not in str(exc.value), text
+
+
+def test_mask_url() -> None:
+    assert config.mask_url("postgresql+psycopg://u:p@ss:w@rd@h:5432/db") == \
+        "postgresql+psycopg://u:***@h:5432/db"
+    assert config.mask_url("postgresql+psycopg://u@/db?host=/run&password=x&a=b") == \
+        "postgresql+psycopg://u@/db?host=/run&password=***&a=b"
+    assert config.mask_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"

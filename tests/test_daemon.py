@@ -221,3 +221,34 @@ def test_the_daemon_backs_up_its_job_log_while_it_runs(tmp_path: Path) -> None:
     for copy in kept:
         assert copy.stat().st_mode & 0o777 == 0o600 and database.check(copy).ok
     assert not [p for p in (tmp_path / "state" / "backups").iterdir() if p not in kept]
+
+
+def test_pruning_runs_on_one_workstation_of_a_shared_job_log_at_a_time(
+        make_settings, pg_url: str) -> None:
+    from datetime import timedelta
+
+    from mattectl.app import Daemon
+    from mattectl.store.models import utcnow
+    from mattectl.store.repository import JobResult, NewJob
+
+    settings = make_settings(watch={"name": "studio"}, daemon={"retention_days": 1},
+                             database={"url": pg_url, "host_name": "pc1"})
+    repo, neighbour = JobRepository.open(pg_url), JobRepository.open(pg_url)
+    job, _ = repo.add(NewJob("studio", Path("/in/a.jpg"), "a.jpg", "a" * 64, 1, 1))
+    repo.claim("pc1:1:w0", ["studio"])
+    repo.finish(job.id, "pc1:1:w0", JobResult())
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET finished_at = :t"),
+                     {"t": (utcnow() - timedelta(days=2)).replace(tzinfo=None)})
+    daemon = Daemon(settings)
+    daemon.repo = repo
+    try:
+        with neighbour.exclusive("prune") as held:  # another workstation is pruning
+            assert held
+            daemon.prune()
+            assert [j.id for j in repo.list()] == [job.id]
+        daemon.prune()
+        assert repo.list() == []
+    finally:
+        repo.close()
+        neighbour.close()

@@ -14,11 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from mattectl.errors import ExitCode
-from mattectl.overview import daemon_state
+from mattectl.overview import build_overview, daemon_state
+from mattectl.report import DaemonReport
 from mattectl.store.models import utcnow
-from mattectl.store.repository import DaemonInfo
+from mattectl.store.repository import DaemonInfo, HostInfo, JobRepository, JobResult, NewJob
 from mattectl.store.status import JobStatus
 
 from .daemon_process import DaemonProcess
@@ -115,3 +117,47 @@ def test_the_jobs_of_a_killed_daemon_show_as_interrupted_not_running(
     assert text.startswith("not running") and "working on" not in text
     assert f"interrupted: job {left[0]}:" in text
     assert f"{len(left)} job(s) were interrupted when the daemon ended" in text
+
+
+def test_the_studio_overview_shows_every_workstation_and_a_silent_ones_leased_jobs(
+        job_log: JobRepository, make_settings) -> None:
+    settings = make_settings(watch={"name": "studio"},
+                             database={"host_name": "pc1", "lease_s": 60})
+    repo, now = job_log, utcnow()
+    for n in range(5):
+        repo.add(NewJob("studio", Path(f"/in/{n}.jpg"), f"{n}.jpg", f"{n:064x}", 1, 1))
+    for name, beat_age_s in (("pc1", 1), ("pc2", 1), ("pc3", 120)):
+        beat = now - timedelta(seconds=beat_age_s)
+        repo.register_daemon(f"{name}:{os.getpid()}", name, os.getpid(), "9.9", DaemonReport())
+        repo.register_host(HostInfo(name, f"{name}:1", "9.9", "CPU", ["u2netp"], 2, beat, beat,
+                                    None))
+        assert repo.claim(f"{name}:1:w0", ["studio"]) is not None
+    with repo.engine.begin() as conn:  # pc3's daemon beat last two minutes ago
+        conn.execute(text("UPDATE daemons SET heartbeat_at = :t WHERE host = 'pc3'"),
+                     {"t": (now - timedelta(seconds=120)).replace(tzinfo=None)})
+    ov = build_overview(settings, repo)
+    assert [(h.name, h.state, h.running, h.leased) for h in ov.hosts] == [
+        ("pc1", "up", 1, 0), ("pc2", "up", 1, 0), ("pc3", "down", 0, 1)]
+    folder, = ov.folders
+    assert (folder.queued, folder.running, folder.interrupted) == (2, 2, 1)
+    assert ov.instance == f"pc1:{os.getpid()}"  # this workstation's daemon
+    assert any("pc3 is down" in p and "wait for their lease" in p for p in ov.problems)
+    other = build_overview(settings, repo, host="pc2")
+    assert ov.state == other.state == "running"
+    assert other.instance.startswith("pc2:") and [h.name for h in other.hosts] == ["pc2"]
+    assert build_overview(settings, repo, host="pc3").state == "stale"
+
+
+def test_status_lists_the_recent_cutouts_the_model_was_unsure_of(
+        repo: JobRepository, make_settings) -> None:
+    settings = make_settings(watch={"name": "studio"})
+    for n, sure in enumerate((0.95, 0.31, None, 0.58)):
+        repo.add(NewJob("studio", Path(f"/in/{n}.jpg"), f"{n}.jpg", f"{n:064x}", 1, 1))
+        claimed = repo.claim("w0", ["studio"])
+        assert claimed is not None
+        repo.finish(claimed.id, "w0", JobResult(model="u2netp", confidence=sure,
+                                                output_path=Path(f"/out/{n}.png")))
+    ov = build_overview(settings, repo)
+    assert [(j["file"], j["confidence"]) for j in ov.low_confidence] == [
+        ("3.jpg", 0.58), ("1.jpg", 0.31)]  # newest first; unmeasured jobs are not flagged
+    assert json.loads(json.dumps(ov.to_dict()))["low_confidence"][1]["output"] == "/out/1.png"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,18 +11,21 @@ import pytest
 from sqlalchemy import text
 
 from mattectl.errors import (
+    DaemonNotRunningError,
     ExitCode,
     InvalidTransitionError,
     JobLogDamagedError,
     JobLogUnavailableError,
     JobNotFoundError,
     MattectlError,
+    SchemaTooNewError,
+    SchemaTooOldError,
 )
 from mattectl.report import DaemonReport
 from mattectl.store import engine as store_engine
 from mattectl.store.engine import SCHEMA_VERSION, migrate
 from mattectl.store.models import utcnow
-from mattectl.store.repository import JobRepository, JobResult, NewJob
+from mattectl.store.repository import HostInfo, JobRepository, JobResult, NewJob
 from mattectl.store.status import JobStatus
 
 
@@ -29,7 +33,22 @@ def new_job(n: int, folder: str = "studio") -> NewJob:
     return NewJob(folder, Path(f"/in/{n}.jpg"), f"{n}.jpg", f"{n:064x}", 100 + n, 1_000 + n)
 
 
-def test_database_is_sqlite_in_wal_mode_with_a_schema_version(repo: JobRepository) -> None:
+@pytest.fixture
+def repo(job_log: JobRepository) -> JobRepository:
+    """These tests run on the SQLite file and on PostgreSQL (conftest's ``job_log``)."""
+    return job_log
+
+
+@pytest.fixture
+def sqlite_repo(tmp_path: Path) -> Iterator[JobRepository]:
+    repository = JobRepository.open(tmp_path / "state" / "jobs.sqlite3")
+    yield repository
+    repository.close()
+
+
+def test_database_is_sqlite_in_wal_mode_with_a_schema_version(
+        sqlite_repo: JobRepository) -> None:
+    repo = sqlite_repo
     with repo.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
@@ -378,3 +397,263 @@ def test_a_reader_never_creates_the_database(tmp_path: Path) -> None:
     with pytest.raises(JobLogUnavailableError, match="no job database"):
         JobRepository.open(tmp_path / "jobs.sqlite3", writer=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- Alembic ------------------------------------------------------------------------------------
+
+V4_SCHEMA = Path(__file__).with_name("schema_v4.sql")
+
+
+def test_a_version_4_database_made_before_alembic_is_upgraded_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    con = sqlite3.connect(db)
+    con.executescript(V4_SCHEMA.read_text())
+    con.execute("INSERT INTO schema_version VALUES (4, '2026-01-01 00:00:00')")
+    con.execute(
+        "INSERT INTO jobs (folder, input_path, rel_path, input_hash, input_size, input_mtime_ns, "
+        "status, attempts, confidence, refine_ms, claimed_by, created_at, updated_at, "
+        "available_at, started_at) VALUES ('studio', '/in/a.jpg', 'a.jpg', ?, 10, 20, "
+        "'running', 1, 0.9, 12.5, 'old-pc:1:w0', '2026-01-01 00:00:00', '2026-01-01 00:00:00', "
+        "'2026-01-01 00:00:00', '2026-01-01 00:00:00')", ("a" * 64,))
+    con.commit()
+    con.close()
+    inode = db.stat().st_ino
+    repo = JobRepository.open(db)
+    try:
+        assert db.stat().st_ino == inode
+        with repo.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+                == f"{SCHEMA_VERSION:04d}"
+            assert [v for (v,) in conn.execute(text(
+                "SELECT version FROM schema_version ORDER BY version"))] == [4, 5]
+        job, = repo.list()
+        assert (job.status, job.confidence, job.refine_ms, job.lease_until) == \
+            (JobStatus.RUNNING, 0.9, 12.5, None)
+        assert repo.hosts() == []
+        assert repo.reap("old-pc", max_attempts=3) == ([job.id], [])
+        assert migrate(repo.engine) == SCHEMA_VERSION  # nothing left to do
+    finally:
+        repo.close()
+
+
+def test_a_schema_from_a_newer_mattectl_is_refused_by_writers_and_readers(
+        repo: JobRepository, tmp_path: Path) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'a1b2c3d4e5f6'"))
+    with pytest.raises(SchemaTooNewError, match="newer than this mattectl knows") as exc:
+        migrate(repo.engine)
+    assert exc.value.exit_code == ExitCode.DATABASE
+    target = repo.path or repo.engine.url.render_as_string(hide_password=False)
+    for writer in (True, False):
+        with pytest.raises(SchemaTooNewError, match="upgrade mattectl"):
+            JobRepository.open(target, writer=writer)
+
+
+def test_a_reader_of_an_older_schema_is_told_to_upgrade(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    con = sqlite3.connect(db)
+    con.executescript(V4_SCHEMA.read_text())
+    con.execute("INSERT INTO schema_version VALUES (4, '2026-01-01 00:00:00')")
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaTooOldError, match="mattectl db upgrade"):
+        JobRepository.open(db, writer=False)
+    with pytest.raises(SchemaTooOldError, match="mattectl db upgrade"):
+        JobRepository.open(db, upgrade=False)
+    JobRepository.open(db).close()  # upgrades
+    JobRepository.open(db, writer=False).close()
+
+
+def test_workstations_starting_together_create_the_schema_once(pg_url: str) -> None:
+    opened: list[JobRepository] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            opened.append(JobRepository.open(pg_url))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with opened[0].engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM schema_version")).scalar() == 1
+    for repository in opened:
+        repository.close()
+
+
+# -- claims and leases --------------------------------------------------------------------------
+
+def test_a_claim_on_postgresql_skips_a_row_another_transaction_holds(pg_url: str) -> None:
+    repo = JobRepository.open(pg_url)
+    first, _ = repo.add(new_job(1))
+    second, _ = repo.add(new_job(2))
+    got: list[object] = []
+    with repo.engine.connect() as holder:
+        holder.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": first.id})
+        thread = threading.Thread(target=lambda: got.append(repo.claim("pc:1:w0", ["studio"])))
+        thread.start()
+        thread.join(10)
+        blocked = thread.is_alive()
+        holder.rollback()
+    thread.join()
+    repo.close()
+    assert not blocked  # a plain conditional UPDATE would wait for the holder's lock
+    assert [job.id for job in got] == [second.id]  # type: ignore[attr-defined]
+
+
+def test_concurrent_claims_on_postgresql_never_share_a_job(pg_url: str) -> None:
+    setup = JobRepository.open(pg_url)
+    for n in range(80):
+        setup.add(new_job(n))
+    claimed: dict[str, list[int]] = {}
+    barrier = threading.Barrier(6)
+
+    def worker(name: str) -> None:
+        repo = JobRepository.open(pg_url)  # its own engine: another workstation
+        barrier.wait()
+        mine = claimed.setdefault(name, [])
+        while (job := repo.claim(f"{name}:1:w0", ["studio"])) is not None:
+            mine.append(job.id)
+        repo.close()
+
+    threads = [threading.Thread(target=worker, args=(f"pc{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    all_ids = [i for ids in claimed.values() for i in ids]
+    assert sorted(all_ids) == sorted(set(all_ids)) and len(all_ids) == 80
+    assert {job.status for job in setup.list(limit=100)} == {JobStatus.RUNNING}
+    setup.close()
+
+
+def test_a_claim_carries_a_lease_that_its_daemon_renews(repo: JobRepository) -> None:
+    repo.lease_s = 30
+    for n in range(2):
+        repo.add(new_job(n))
+    before = utcnow()
+    mine = repo.claim("pc1:10:w0", ["studio"])
+    theirs = repo.claim("pc2:20:w0", ["studio"])
+    assert mine and theirs and mine.lease_until is not None
+    assert before + timedelta(seconds=29) < mine.lease_until < utcnow() + timedelta(seconds=31)
+    repo.lease_s = 300
+    assert repo.renew_leases("pc1:10") == 1
+    assert repo.get(mine.id).lease_until > utcnow() + timedelta(seconds=290)
+    assert repo.get(theirs.id).lease_until == theirs.lease_until
+    done = repo.finish(mine.id, "pc1:10:w0", JobResult())
+    assert done.lease_until is None
+
+
+def test_a_job_whose_lease_ran_out_is_queued_again_for_another_host(
+        repo: JobRepository) -> None:
+    for n in range(2):
+        repo.add(new_job(n))
+    dead = repo.claim("pc1:10:w0", ["studio"])
+    alive = repo.claim("pc2:20:w0", ["studio"])
+    assert dead and alive
+    with repo.engine.begin() as conn:  # pc1 stopped renewing a minute ago
+        conn.execute(text("UPDATE jobs SET lease_until = :t WHERE id = :id"),
+                     {"t": (utcnow() - timedelta(minutes=1)).replace(tzinfo=None),
+                      "id": dead.id})
+    assert repo.expire_leases(max_attempts=3) == ([dead.id], [])
+    back = repo.get(dead.id)
+    assert (back.status, back.attempts, back.claimed_by) == (JobStatus.QUEUED, 1, None)
+    assert "lease of pc1:10:w0 ran out" in (back.error or "")
+    assert repo.get(alive.id).status == JobStatus.RUNNING
+    assert repo.expire_leases(max_attempts=3) == ([], [])
+    taken = repo.claim("pc3:30:w0", ["studio"])
+    assert taken is not None and (taken.id, taken.attempts) == (dead.id, 2)
+    with pytest.raises(InvalidTransitionError):
+        repo.finish(dead.id, "pc1:10:w0", JobResult())  # pc1 woke up: the job is not its own
+
+
+def test_a_lease_that_keeps_running_out_fails_the_job(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    for attempt in range(1, 3):
+        repo.claim(f"pc{attempt}:1:w0", ["studio"])
+        with repo.engine.begin() as conn:
+            conn.execute(text("UPDATE jobs SET lease_until = :t"),
+                         {"t": (utcnow() - timedelta(seconds=1)).replace(tzinfo=None)})
+        assert repo.expire_leases(max_attempts=2) == \
+            (([job.id], []) if attempt < 2 else ([], [job.id]))
+    final = repo.get(job.id)
+    assert final.status == JobStatus.FAILED and "2 times; not retried" in (final.error or "")
+
+
+def test_reap_takes_a_host_name_literally(repo: JobRepository) -> None:
+    for n in range(2):
+        repo.add(new_job(n))
+    neighbour = repo.claim("gpuX1:7:w0", ["studio"])
+    mine = repo.claim("gpu_1:8:w0", ["studio"])
+    assert neighbour and mine
+    # '_' is LIKE's one-character wildcard: "gpu_1:%" matched gpuX1's jobs too
+    assert repo.reap("gpu_1", max_attempts=3) == ([mine.id], [])
+    assert repo.get(neighbour.id).status == JobStatus.RUNNING
+
+
+# -- workstations -------------------------------------------------------------------------------
+
+def test_hosts_register_beat_and_stop(repo: JobRepository) -> None:
+    now = utcnow()
+    for name in ("pc2", "pc1"):
+        repo.register_host(HostInfo(name, f"{name}:1", "1.0", "NVIDIA H100", ["u2netp"], 2,
+                                    now, now, None))
+    repo.host_heartbeat("pc1", "pc1:1", ["u2netp", "bshm"])
+    repo.host_heartbeat("pc2", "pc2:999")  # an older instance's beat does not count
+    repo.host_stopped("pc2", "pc2:1")
+    pc1, pc2 = repo.hosts()
+    assert (pc1.name, pc1.models, pc1.stopped_at) == ("pc1", ["u2netp", "bshm"], None)
+    assert pc1.heartbeat_at > now and pc2.heartbeat_at == now and pc2.stopped_at is not None
+
+
+def test_housekeeping_runs_on_one_workstation_at_a_time(pg_url: str) -> None:
+    one, two = JobRepository.open(pg_url), JobRepository.open(pg_url)
+    try:
+        with one.exclusive("prune") as first, two.exclusive("prune") as second, \
+                two.exclusive("backup") as other:
+            assert (first, second, other) == (True, False, True)
+        with two.exclusive("prune") as again:
+            assert again
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_reader_of_an_empty_server_database_is_told_no_daemon_ran(pg_url: str) -> None:
+    with pytest.raises(DaemonNotRunningError, match="no daemon has run with it"):
+        JobRepository.open(pg_url, writer=False)
+
+
+def test_search_by_part_of_the_name_any_case_folder_status_and_time(repo: JobRepository) -> None:
+    names = ["wedding/Ann_01.jpg", "wedding/ann%02.jpg", "shoot/bob.jpg"]
+    jobs = [repo.add(NewJob("studio" if i < 2 else "other", Path(f"/in/{name}"), name, f"h{i}",
+                            1, 1))[0] for i, name in enumerate(names)]
+    repo.claim("h:1:w0", ["other"])
+    repo.fail(jobs[2].id, "h:1:w0", "broken")
+
+    def found(**query: object) -> list[str]:
+        return [j.rel_path for j in repo.search(**query)]  # type: ignore[arg-type]
+
+    assert found(name="ANN") == ["wedding/ann%02.jpg", "wedding/Ann_01.jpg"]  # newest first
+    assert found(name="%") == ["wedding/ann%02.jpg"]  # a wildcard is a plain character here
+    assert found(name="n_0") == ["wedding/Ann_01.jpg"]
+    assert found(folder="other") == found(status=[JobStatus.FAILED]) == ["shoot/bob.jpg"]
+    now = utcnow()
+    assert len(found(since=now - timedelta(hours=1), until=now + timedelta(hours=1))) == 3
+    assert found(since=now + timedelta(hours=1)) == found(until=now - timedelta(hours=1)) == []
+
+
+def test_output_hashes_of_the_jobs_that_still_have_rows(repo: JobRepository) -> None:
+    job, _ = repo.add(new_job(1))
+    repo.claim("h:1:w0", ["studio"])
+    repo.finish(job.id, "h:1:w0", JobResult(output_path=Path("/out/a.png"), output_hash="ab" * 32))
+    queued, _ = repo.add(new_job(2))
+    assert repo.output_hashes([job.id, queued.id, 9999]) == {job.id: "ab" * 32, queued.id: None}
+    assert repo.output_hashes(range(1, 1200)) == {job.id: "ab" * 32, queued.id: None}

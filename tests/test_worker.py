@@ -10,11 +10,13 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from mattectl.app import Daemon
 from mattectl.backends.cache import ModelCache
@@ -25,6 +27,7 @@ from mattectl.jobs.worker import JobWorker
 from mattectl.matting.pipeline import PhotoPipeline
 from mattectl.store import engine as store_engine
 from mattectl.store.manifest import MANIFEST_NAME, DeliveryManifest
+from mattectl.store.models import utcnow
 from mattectl.store.repository import Job, JobRepository, NewJob
 from mattectl.store.status import JobStatus
 
@@ -94,6 +97,7 @@ def test_photo_becomes_a_complete_rgba_cutout(make_harness: Callable[..., Harnes
     for stage in (done.decode_ms, done.inference_ms, done.encode_ms, done.db_ms, done.total_ms):
         assert stage is not None and stage > 0
     assert done.refine_ms is not None and 0 < done.refine_ms <= done.encode_ms
+    assert done.confidence is not None and 0 < done.confidence <= 1  # the model's own certainty
     assert (done.width, done.height) == Image.open(small_photo).size
     assert (h.watch.input / "sub" / "portrait.jpg").exists()  # kept by default
     assert [p.name for p in h.outputs()] == ["portrait.png"]  # no temporary file left
@@ -490,3 +494,68 @@ def test_a_drop_folder_that_goes_away_pauses_the_folder_instead_of_failing_its_j
     h.drop("notes.jpg", b"not a photo")
     [failed] = h.run_all()
     assert failed.status == JobStatus.FAILED and "studio" not in book
+
+
+@pytest.mark.slow  # the real u2netp
+def test_a_done_job_gets_its_thumbnail_from_the_cutout_in_memory(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    from mattectl.thumbnails import ThumbnailStore
+
+    h = make_harness()
+    store = ThumbnailStore(h.settings.web_dir / "thumbnails")
+    h.worker = JobWorker("host:1:w1", h.repo, h.worker.pipeline, h.settings,
+                         folders=lambda: [h.watch.name], wake=threading.Event(),
+                         thumbnails=store)
+    h.drop("portrait.jpg", small_photo.read_bytes())
+    h.drop("broken.jpg", b"not a photo")
+    done, failed = sorted(h.run_all(), key=lambda j: j.status != JobStatus.DONE)
+    assert done.status == JobStatus.DONE and failed.status == JobStatus.FAILED
+    thumb = store.path(done)
+    assert thumb is not None and [p.name for p in store.folder.iterdir()] == [thumb.name]
+    with Image.open(thumb) as picture, Image.open(done.output_path) as cutout:
+        assert picture.format == "WEBP" and max(picture.size) == 256
+        assert picture.size[0] / picture.size[1] == pytest.approx(
+            cutout.size[0] / cutout.size[1], rel=0.02)
+        alpha = np.asarray(picture.convert("RGBA"))[:, :, 3]
+        assert alpha.min() < 10 and alpha.max() > 245  # the subject on transparency
+
+
+def test_a_job_taken_by_another_workstation_before_it_finished_is_left_to_it(
+        make_harness: Callable[..., Harness], small_photo: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    h = make_harness(on_success="move", processed_dir="processed")
+    h.drop("a.jpg", small_photo.read_bytes())
+    record_output = h.repo.record_output
+
+    def then_lose_the_lease(*args, **kwargs) -> None:
+        record_output(*args, **kwargs)
+        with h.repo.engine.begin() as conn:  # this workstation went silent past its lease
+            conn.execute(text("UPDATE jobs SET lease_until = :t"),
+                         {"t": (utcnow() - timedelta(seconds=1)).replace(tzinfo=None)})
+        assert h.repo.expire_leases(max_attempts=3)[0]
+        assert h.repo.claim("other-pc:1:w0", ["studio"]) is not None
+
+    h.repo.record_output = then_lose_the_lease  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="mattectl.jobs.worker")
+    job, = h.run_all()
+    assert (job.status, job.claimed_by) == (JobStatus.RUNNING, "other-pc:1:w0")
+    assert "was taken from this worker before it finished" in caplog.text
+    assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text
+    assert (h.watch.input / "a.jpg").exists()  # the original is the new worker's to move
+
+
+def test_a_job_queued_by_a_workstation_that_mounts_the_share_elsewhere_is_done_here(
+        make_harness: Callable[..., Harness], small_photo: Path) -> None:
+    h = make_harness(on_success="move", processed_dir="processed")
+    data = small_photo.read_bytes()
+    (h.watch.input / "shoot").mkdir()
+    (h.watch.input / "shoot" / "a.jpg").write_bytes(data)
+    # queued by a Mac that mounts the NAS at /Volumes/studio: the same folder, by its name
+    h.repo.add(NewJob("studio", Path("/Volumes/studio/in/shoot/a.jpg"), "shoot/a.jpg",
+                      hashlib.sha256(data).hexdigest(), len(data), 1))
+    job, = h.run_all()
+    assert job.status == JobStatus.DONE, job.error
+    assert len(h.outputs()) == 1
+    moved = h.settings.watch[0].processed_dir / "shoot" / "a.jpg"
+    assert moved.exists() and not (h.watch.input / "shoot" / "a.jpg").exists()
+    assert h.repo.get(job.id).input_path == moved

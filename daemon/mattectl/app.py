@@ -12,7 +12,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from mattectl import __version__, checks, housekeeping
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import Availability
 from mattectl.condition_log import ConditionLog
-from mattectl.config import Settings, WatchConfig, state_dir_problem
+from mattectl.config import Settings, WatchConfig, is_loopback, state_dir_problem
 from mattectl.errors import (
     ConfigError,
     InvalidTransitionError,
@@ -40,9 +39,14 @@ from mattectl.matting.planner import RulePlanner
 from mattectl.report import DaemonReport
 from mattectl.scheduler import build_scheduler
 from mattectl.sdnotify import Notifier
-from mattectl.store.repository import Job, JobRepository
+from mattectl.store.models import utcnow
+from mattectl.store.repository import HostInfo, Job, JobRepository
+from mattectl.thumbnails import ThumbnailStore
 from mattectl.watch.handler import start_observers, stop_observers
 from mattectl.watch.intake import Intake
+from mattectl.web import auth as web_auth
+from mattectl.web.routes import LOOPBACK_NAMES, Studio, create_app
+from mattectl.web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +126,7 @@ class Daemon:
     def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.notifier = notifier or Notifier()
-        self.host = socket.gethostname()
+        self.host = settings.host_name  # database.host_name, else the machine's host name
         self.instance = f"{self.host}:{os.getpid()}"
         self.lock = InstanceLock(settings.pid_path)
         self.pauses = pauses.FolderPauses()  # folders whose jobs are held, and why
@@ -143,6 +147,8 @@ class Daemon:
         # Workers still inside a job after the grace period; their jobs were re-queued.
         self.abandoned: list[JobWorker] = []
         self.gpus: list[str] = []  # NVIDIA GPUs the driver shows (see mattectl.gpu)
+        self.thumbnails = ThumbnailStore(settings.web_dir / "thumbnails")
+        self.web: WebServer | None = None  # the studio page, with [web] enabled
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -153,23 +159,28 @@ class Daemon:
         self.lock.acquire()
         self._open_job_log()
         self._requeue_interrupted()
+        self._start_web()
         self.models = ModelCache(self.settings.models, self.settings.models_dir)
         self._start_processing()
         self.repo.register_daemon(self.instance, self.host, os.getpid(), __version__,
                                   self.report())
+        self.repo.register_host(self.host_info())
         self.notifier.ready(self.status_line())
-        logger.info("mattectl %s running: %d folder(s), %d worker(s), state in %s",
-                    __version__, len(self.settings.watch), len(self.workers),
-                    self.settings.daemon.state_dir)
+        logger.info("mattectl %s running: %d folder(s), %d worker(s), state in %s, job log %s "
+                    "(host %s)", __version__, len(self.settings.watch), len(self.workers),
+                    self.settings.daemon.state_dir, self.settings.job_log_shown, self.host)
 
     def stop(self) -> None:
         self.notifier.stopping()
+        if self.web is not None:
+            self.web.stop()
         self._stop_processing()
         if self.models is not None and not self.abandoned:
             # (with an abandoned worker, a model may be busy: the process exits instead)
             self.models.unload_all()
         if self.repo is not None:
             self.repo.daemon_stopped(self.instance)
+            self.repo.host_stopped(self.host, self.instance)
             self.repo.close()
         self.lock.release()
         self.notifier.close()
@@ -195,7 +206,8 @@ class Daemon:
             JobWorker(f"{self.instance}:w{i}", self.repo, pipeline, settings,
                       folders=self.active_folders, wake=self.wake,
                       on_input_changed=self.intake.notify, paused=self.pauses,
-                      job_log=self.job_log)
+                      job_log=self.job_log,
+                      thumbnails=self.thumbnails if self.web is not None else None)
             for i in range(settings.daemon.workers)
         ]
         for worker in self.workers:
@@ -292,6 +304,9 @@ class Daemon:
             logger.error("reload refused: daemon.state_dir cannot change without a restart")
             self._refuse_reload("daemon.state_dir cannot change without a restart")
             return
+        if new.web != self.settings.web:
+            logger.warning("[web] changes take effect at the next start; the page carries on "
+                           "as it was")
         logger.info("reloading %s", self.settings.source)
         self.notifier.reloading()
         self._stop_processing()
@@ -340,13 +355,34 @@ class Daemon:
             logger.info("no NVIDIA GPU on this machine: models run on the CPU")
 
     def _open_job_log(self) -> None:
-        db = self.settings.database_path
+        target = self.settings.job_log
         # Refuses a lost, emptied or corrupt database (quick_check) with what to do about it: a
-        # fresh one would queue every photo in the drop folders again.
-        self.repo = JobRepository.open(db, verify=True)
+        # fresh one would queue every photo in the drop folders again; and a schema newer than
+        # this mattectl knows (SchemaTooNewError).
+        self.repo = JobRepository.open(target, verify=True,
+                                       lease_s=self.settings.database.lease_s)
+        if not isinstance(target, Path):
+            return  # a server database: its files are the server's
+        db = target
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             if path.exists():
                 os.chmod(path, 0o600)
+
+    def _start_web(self) -> None:
+        """Serve the studio page (``[web] enabled``); a port in use, or an address beyond this
+        computer without a token, stops the start with the reason."""
+        assert self.repo is not None
+        web = self.settings.web
+        if not web.enabled:
+            return
+        token = web_auth.load_token(self.settings.web_dir) if web.token else None
+        studio = Studio(settings=lambda: self.settings, repo=self.repo,
+                        thumbnails=self.thumbnails, keys=web_auth.Keys(token),
+                        web_dir=self.settings.web_dir, wake=self.wake.set,
+                        hosts=LOOPBACK_NAMES | {web.address[0]} if is_loopback(web.address[0])
+                        else None)
+        self.web = WebServer(create_app(studio), web, has_token=token is not None)
+        self.web.start()
 
     def _requeue_interrupted(self) -> None:
         assert self.repo is not None
@@ -419,15 +455,22 @@ class Daemon:
 
     def prune(self) -> None:
         if self.repo is not None:
-            housekeeping.prune_jobs(self.repo, self.settings.daemon.retention_days)
+            # Once per studio: on a shared job log, the workstation holding the lock prunes.
+            with self.repo.exclusive("prune") as mine:
+                if mine:
+                    housekeeping.prune_jobs(self.repo, self.settings.daemon.retention_days)
+            self.thumbnails.prune(self.repo.output_hashes)  # those of the rows just pruned
+            web_auth.prune_link_codes(self.settings.web_dir)
         for watch in self.settings.watch:
             housekeeping.prune_processed(watch)
 
     def maintain(self) -> None:
         if self.repo is not None:
-            housekeeping.maintain_database(self.repo)
-            housekeeping.prune_deliveries(self.repo, self.settings.watch,
-                                          self.settings.daemon.retention_days)
+            with self.repo.exclusive("maintenance") as mine:
+                if mine:
+                    housekeeping.maintain_database(self.repo)
+                    housekeeping.prune_deliveries(self.repo, self.settings.watch,
+                                                  self.settings.daemon.retention_days)
 
     def backup(self) -> None:
         if self.repo is not None:
@@ -441,11 +484,36 @@ class Daemon:
         if self.repo is not None:
             try:
                 self.repo.heartbeat(self.instance, self.report())
+                self.repo.host_heartbeat(self.host, self.instance, self.loaded_models())
+                self.repo.renew_leases(self.instance)
+                self._expire_leases()
             except JobLogUnavailableError as exc:
                 self.job_log.failed(exc.reason)
             else:
                 self.job_log.cleared()
         self.notifier.status(self.status_line())
+
+    def _expire_leases(self) -> None:
+        """Take back the jobs of workstations that stopped renewing their leases."""
+        assert self.repo is not None
+        requeued, failed = self.repo.expire_leases(self.settings.daemon.max_attempts)
+        if requeued:
+            logger.warning("re-queued %d job(s) whose lease ran out (their workstation stopped "
+                           "answering): %s", len(requeued), ", ".join(map(str, requeued)))
+            self.wake.set()
+        for job_id in failed:
+            logger.error("job %d failed: its lease ran out too often", job_id)
+
+    def loaded_models(self) -> list[str]:
+        if self.models is None:
+            return []
+        return sorted(name for name, model in self.report().models.items() if model.loaded)
+
+    def host_info(self) -> HostInfo:
+        now = utcnow()
+        return HostInfo(self.host, self.instance, __version__,
+                        ", ".join(self.gpus) or "CPU", self.loaded_models(),
+                        len(self.workers), now, now, None)
 
     def health(self) -> str | None:
         """Why the daemon is not making progress, or None. Drives systemd's watchdog, and

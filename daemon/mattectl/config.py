@@ -11,9 +11,11 @@ the names the caller passes (``models=``), and checks that need more than the fi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import re
+import socket
 import stat
 import tomllib
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -33,13 +35,20 @@ from pydantic import (
 
 from mattectl.errors import ConfigError
 from mattectl.fsutil import inside
-from mattectl.imageio.options import IMAGE_EXTENSIONS, OutputFormat, OutputOptions, parse_colour
+from mattectl.imageio.options import (
+    IMAGE_EXTENSIONS,
+    EdgeMode,
+    OutputFormat,
+    OutputOptions,
+    parse_colour,
+)
 from mattectl.validation import problems as validation_problems
 
 DEFAULT_CONFIG = Path("/etc/mattectl/config.toml")
 ENV_CONFIG = "MATTECTL_CONFIG"
 ENV_MODELS_DIR = "MATTECTL_MODELS_DIR"
 ENV_STATE_DIR = "MATTECTL_STATE_DIR"
+ENV_DATABASE_URL = "MATTECTL_DATABASE_URL"
 ENV_ALLOW_ROOT = "MATTECTL_ALLOW_ROOT"  # 1: daemon.allow_root (a developer's root container)
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic", "heif")
@@ -147,12 +156,49 @@ class DaemonConfig(_Strict):
     )
 
 
+class DatabaseConfig(_Strict):
+    """Where the job log lives: the SQLite file in the state directory (one workstation), or a
+    PostgreSQL database that several workstations share (``postgresql+psycopg://...``)."""
+
+    url: str | None = Field(
+        None, description=(
+            "The job log's database. Unset: <state_dir>/jobs.sqlite3. A studio with several "
+            "workstations: postgresql+psycopg://USER:PASSWORD@HOST/DB (needs mattectl[postgres]). "
+            "Env MATTECTL_DATABASE_URL overrides it (and url_file). Its password is never shown."),
+    )
+    url_file: ConfigPath | None = Field(
+        None, description=(
+            "A file holding the URL (the first line), e.g. a systemd credential "
+            "(LoadCredential=database-url:/etc/mattectl/database-url, then "
+            "url_file = \"/run/credentials/mattectl.service/database-url\"); instead of url."),
+    )
+    host_name: str | None = Field(
+        None, min_length=1, max_length=100, pattern=r"^[^:\s]+$", description=(
+            "This workstation's name in a shared job log (its claims, its row in `mattectl "
+            "status`); unset: the machine's host name. Each workstation needs its own."),
+    )
+    lease_s: float = Field(
+        60.0, ge=5, description=(
+            "A running job's lease: its daemon renews it with each heartbeat; a job whose lease "
+            "ran out (its workstation died or lost the network) is queued again, the attempt "
+            "counted, and a silent workstation is shown as down in `mattectl status`."),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return normalise_database_url(value)
+
+
 class U2NetConfig(_Strict):
     resample: Literal["official", "lanczos"] = Field(
-        "official",
+        "lanczos",
         description=(
             "Resizing to and from 320x320: 'official' is the U-2-Net authors' anti-aliased "
-            "bilinear, 'lanczos' is what rembg uses."
+            "bilinear, 'lanczos' is what rembg uses (the default: ahead on hair truth with "
+            "edges = 'matting', `mattectl eval --finish grid`)."
         ),
     )
     half: bool = Field(
@@ -310,7 +356,20 @@ class WatchConfig(_Strict):
         True, description="png and tiff keep 16 bits per channel when the source has them."
     )
     clean_edges: bool = Field(
-        True, description="Subject colour in semi-transparent edges; alpha refined to the photo."
+        True, description="Subject colour in semi-transparent edges; alpha refined to the photo "
+        "as `edges` and `fill_holes` say (false: the model's alpha as it came)."
+    )
+    edges: EdgeMode = Field(
+        EdgeMode.MATTING,
+        description=(
+            "How the alpha is finished at the photo's resolution: 'matting' (closed-form alpha "
+            "matting of the uncertain band, best on truth), 'guided' (a guided filter of the "
+            "band: about a third of the cost, a little worse), 'clean' (the compositing "
+            "equation with local colours; the cheapest), 'off' (the model's alpha as it is)."),
+    )
+    fill_holes: bool = Field(
+        True, description="Make opaque the partial pixels the subject encloses (pale skin, "
+        "white clothes) unless they show the background's colour."
     )
 
     @field_validator("stability_s")
@@ -335,6 +394,7 @@ class WatchConfig(_Strict):
             format=self.output_format, background=parse_colour(self.background),
             jpeg_quality=self.jpeg_quality, trim=self.trim, trim_margin=self.trim_margin,
             keep_16bit=self.keep_16bit, clean_edges=self.clean_edges,
+            edges=self.edges, fill_holes=self.fill_holes,
         )
 
     @property
@@ -380,10 +440,56 @@ class WatchConfig(_Strict):
         return value
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """``"host:port"`` (``"[::1]:8750"`` for IPv6; port 0: any free one) -> ``(host, port)``;
+    raises ValueError."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"'{value}' is not host:port (such as 127.0.0.1:8750)")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reached from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any address
+
+
+class WebConfig(_Strict):
+    enabled: bool = Field(False, description="Serve the studio page from `mattectl run`.")
+    listen: str = Field(
+        "127.0.0.1:8750",
+        description="host:port the page listens on; 0.0.0.0:8750 for every computer in the "
+                    "studio (needs token = true).")
+    token: bool = Field(
+        True,
+        description="Actions (retry) need the token kept in <state_dir>/web/token (shown by "
+                    "`mattectl web --token`); false: no token, a read-only page on loopback.")
+    recent: int = Field(24, ge=1, le=200, description="How many recent cutouts the page shows.")
+    refresh_s: float = Field(3.0, ge=1, le=300, description="How often the page updates itself.")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return split_listen(self.listen)
+
+
 class Settings(_Strict):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     watch: list[WatchConfig] = Field(default_factory=list)
+    web: WebConfig = Field(default_factory=WebConfig)
     source: Path | None = Field(None, exclude=True, description="The file this was read from.")
 
     @property
@@ -395,9 +501,45 @@ class Settings(_Strict):
         return self.daemon.state_dir / "jobs.sqlite3"
 
     @property
+    def database_url(self) -> str | None:
+        """The configured database URL (env, url or url_file), None for the default SQLite file.
+        Raises ConfigError when url_file cannot be read."""
+        if self.database.url is not None:
+            return self.database.url
+        if self.database.url_file is None:
+            return None
+        return read_url_file(self.database.url_file, str(self.source or "config"))
+
+    @property
+    def job_log(self) -> Path | str:
+        """What :meth:`mattectl.store.repository.JobRepository.open` takes: the SQLite file (a
+        Path), or a server database's URL."""
+        url = self.database_url
+        if url is None:
+            return self.database_path
+        if url.startswith("sqlite"):
+            return sqlite_file(url)
+        return url
+
+    @property
+    def job_log_shown(self) -> str:
+        """The job log's place as it may be printed and logged: the password masked."""
+        target = self.job_log
+        return str(target) if isinstance(target, Path) else mask_url(target)
+
+    @property
+    def host_name(self) -> str:
+        return self.database.host_name or socket.gethostname()
+
+    @property
     def pid_path(self) -> Path:
         """The daemon's lock and pid file; its mtime is a heartbeat that needs no free space."""
         return self.daemon.state_dir / "mattectl.pid"
+
+    @property
+    def web_dir(self) -> Path:
+        """The studio page's token, one-time sign-in links and thumbnails."""
+        return self.daemon.state_dir / "web"
 
     def watch_named(self, name: str) -> WatchConfig:
         for watch in self.watch:
@@ -420,6 +562,56 @@ def render_template(
     return template.format(
         stem=stem, ext=ext, name=name, model=model, date=day.isoformat(), folder=folder
     )
+
+
+# -- the database URL ------------------------------------------------------------------------------
+
+def normalise_database_url(url: str) -> str:
+    """``url`` with PostgreSQL's plain schemes mapped to the psycopg 3 driver; ValueError for a
+    database mattectl does not support (the message never shows the password)."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("not a database URL (expected "
+                         "postgresql+psycopg://USER:PASSWORD@HOST/DB)")
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg3"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("an SQLite URL names a file: sqlite:////absolute/path.sqlite3")
+        return url
+    raise ValueError(f"unsupported database {scheme!r} (supported: the SQLite file, or "
+                     "postgresql+psycopg://...)")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the authority or as ``password=``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")  # the last '@': a password may hold one
+    if sep and at and ":" in user:
+        # (an '@' later in the URL masks more than the password, never less)
+        rest = f"{user.partition(':')[0]}:***@{host}"
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", f"{scheme}{sep}{rest}")
+
+
+def sqlite_file(url: str) -> Path:
+    """The file an ``sqlite:///...`` URL names."""
+    from urllib.parse import unquote
+
+    return Path(unquote(url.partition("://")[2].split("?")[0][1:]))
+
+
+def read_url_file(path: Path, source: str = "config") -> str:
+    """The database URL kept in ``path`` (its first line); ConfigError when it cannot be read."""
+    try:
+        line = path.read_text().strip().splitlines()[0] if path.stat().st_size else ""
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or "empty"
+        raise ConfigError(source, [("database.url_file", f"cannot read {path}: {why}")]) from None
+    try:
+        return normalise_database_url(line)
+    except ValueError as exc:
+        raise ConfigError(source, [("database.url_file", f"{path}: {exc}")]) from None
 
 
 # -- cross-field checks: each yields (key path, message) ------------------------------------------
@@ -566,6 +758,14 @@ def _check_outputs(settings: Settings) -> Iterator[tuple[str, str]]:
                 f".{options.extension}, or leave the extension out")
 
 
+def _check_web(settings: Settings) -> Iterator[tuple[str, str]]:
+    host, _port = settings.web.address
+    if settings.web.enabled and not settings.web.token and not is_loopback(host):
+        yield "web.listen", (
+            f"{host} is reachable from other computers, and web.token = false would let any "
+            "of them act: set web.token = true (the default), or listen on 127.0.0.1")
+
+
 def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
     # Whether the named preset exists and is valid is mattectl.checks.check_presets' question.
     for i, watch in enumerate(settings.watch):
@@ -575,8 +775,20 @@ def _check_rules(settings: Settings) -> Iterator[tuple[str, str]]:
             yield f"watch[{i}].model", "set `model` (a fixed model) or `rules`, not both"
 
 
+def _check_database(settings: Settings) -> Iterator[tuple[str, str]]:
+    database = settings.database
+    if database.url is not None and database.url_file is not None:
+        yield "database.url_file", "set url or url_file, not both"
+    elif database.url_file is not None:
+        try:
+            read_url_file(database.url_file)
+        except ConfigError as exc:
+            yield from exc.problems
+
+
 CHECKS: tuple[Check, ...] = (
     check_drop_folders,
+    _check_database,
     _check_state_dir,
     _check_folders,
     _check_unique,
@@ -584,6 +796,7 @@ CHECKS: tuple[Check, ...] = (
     _check_timeouts,
     _check_outputs,
     _check_rules,
+    _check_web,
 )
 
 
@@ -598,6 +811,11 @@ def _apply_env(data: dict[str, Any]) -> dict[str, Any]:
             section_data = data.setdefault(section, {})
             if isinstance(section_data, dict):
                 section_data[key] = os.path.abspath(os.path.expanduser(value))
+    if url := os.environ.get(ENV_DATABASE_URL):
+        database = data.setdefault("database", {})
+        if isinstance(database, dict):  # the environment wins over the file's url and url_file
+            database.pop("url_file", None)
+            database["url"] = url
     if os.environ.get(ENV_ALLOW_ROOT, "").lower() in ("1", "true", "yes"):
         daemon = data.setdefault("daemon", {})
         if isinstance(daemon, dict):

@@ -108,6 +108,19 @@ class JobLogDamagedError(JobLogUnavailableError):
         MattectlError.__init__(self, message)
 
 
+class SchemaTooNewError(MattectlError):
+    """The job log was migrated by a newer mattectl; this one does not know its schema and must
+    not write to it. Upgrading mattectl fixes it, restarting does not."""
+
+    exit_code = ExitCode.DATABASE
+
+
+class SchemaTooOldError(MattectlError):
+    """The job log needs ``mattectl db upgrade`` before this mattectl can use it."""
+
+    exit_code = ExitCode.DATABASE
+
+
 class InvalidTransitionError(MattectlError):
     """A job status change that the transition table does not allow, or that lost a race."""
 

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from mattectl.config import Settings
+from mattectl.matting.confidence import LOW_CONFIDENCE
 from mattectl.report import DaemonReport, ModelReport
 from mattectl.store.models import utcnow
-from mattectl.store.repository import DaemonInfo, JobRepository
+from mattectl.store.repository import DaemonInfo, Job, JobRepository
 from mattectl.store.status import JobStatus
+
+RECENT_DONE = 200  # done jobs looked at for low confidence
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,24 @@ class ModelOverview:
 
 
 @dataclass(frozen=True)
+class HostOverview:
+    """A workstation on the job log. ``state``: up, down (silent past its heartbeat: crashed,
+    switched off or cut off the network) or stopped. ``leased``: the running jobs of a host
+    that is down, waiting for their lease to run out (then another host takes them)."""
+
+    name: str
+    state: str
+    heartbeat_age_s: float
+    version: str
+    device: str
+    models: list[str]
+    workers: int
+    running: int
+    leased: int = 0
+    lease_until: str | None = None  # when the last of ``leased`` returns to the queue
+
+
+@dataclass(frozen=True)
 class Overview:
     state: str  # running | not responding | stopped | stale (not running) | never started
     healthy: bool
@@ -68,6 +89,9 @@ class Overview:
     problems: list[str] = field(default_factory=list)
     pid: int | None = None
     interrupted_jobs: list[dict[str, Any]] = field(default_factory=list)
+    hosts: list[HostOverview] = field(default_factory=list)  # every workstation on the log
+    # Recent cutouts the model was unsure of (confidence under LOW_CONFIDENCE): worth a look.
+    low_confidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +122,8 @@ def stale_after(heartbeat_s: float) -> float:
 
 
 def daemon_state(daemon: DaemonInfo | None, heartbeat_s: float, now: datetime | None = None,
-                 *, alive_at: datetime | None = None) -> tuple[str, float | None]:
+                 *, alive_at: datetime | None = None,
+                 this_host: str | None = None) -> tuple[str, float | None]:
     """``(state, heartbeat age)``. The age is that of the newest sign of life: the job log's
     heartbeat, or ``alive_at`` (the pid file's mtime, see :func:`pid_file_beat`).
 
@@ -114,7 +139,7 @@ def daemon_state(daemon: DaemonInfo | None, heartbeat_s: float, now: datetime | 
         age = min(age, (now - alive_at).total_seconds())
     if daemon.stopped_at is not None:
         return "stopped", age
-    here = daemon.host == socket.gethostname()
+    here = daemon.host == (this_host or socket.gethostname())
     if here and not _pid_alive(daemon.pid):
         return "stale", age
     if age > stale_after(heartbeat_s):
@@ -133,40 +158,85 @@ def pid_file_beat(path: Path, pid: int) -> datetime | None:
     return datetime.fromtimestamp(mtime, UTC) if owner == str(pid) else None
 
 
-def build_overview(settings: Settings, repo: JobRepository) -> Overview:
-    """Everything `mattectl status` shows, and ``healthy``: running with no problem listed."""
-    daemons = repo.daemons()
-    daemon = daemons[0] if daemons else None
+def _main_daemon(daemons: list[DaemonInfo], host: str) -> DaemonInfo | None:
+    """The daemon ``status`` is about: ``host``'s newest, else (no daemon ever ran on this
+    workstation) the newest of any."""
+    return next((d for d in daemons if d.host == host), daemons[0] if daemons else None)
+
+
+def host_overviews(repo: JobRepository, heartbeat_s: float, now: datetime,
+                   running: dict[str, list[Job]]) -> list[HostOverview]:
+    out = []
+    for host in repo.hosts():
+        age = (now - host.heartbeat_at).total_seconds()
+        state = ("stopped" if host.stopped_at is not None else
+                 "down" if age > stale_after(heartbeat_s) else "up")
+        jobs = running.get(host.name, [])
+        leases = [j.lease_until for j in jobs if j.lease_until is not None]
+        out.append(HostOverview(
+            name=host.name, state=state, heartbeat_age_s=round(age, 1), version=host.version,
+            device=host.device, models=host.models, workers=host.workers,
+            running=len(jobs) if state == "up" else 0,
+            leased=0 if state == "up" else len(jobs),
+            lease_until=max(leases).isoformat() if leases and state != "up" else None))
+    return out
+
+
+def build_overview(settings: Settings, repo: JobRepository,
+                   host: str | None = None) -> Overview:
+    """Everything `mattectl status` shows, and ``healthy``: running with no problem listed.
+    The daemon is this workstation's (``host``: another's); the queue and the hosts are the
+    whole studio's."""
+    this_host = settings.host_name
+    host = host or this_host
+    daemon = _main_daemon(repo.daemons(), host)
     now = utcnow()
     alive_at = None
-    if daemon is not None and daemon.host == socket.gethostname():
+    if daemon is not None and daemon.host == this_host:
         alive_at = pid_file_beat(settings.pid_path, daemon.pid)
-    state, age = daemon_state(daemon, settings.daemon.heartbeat_s, now, alive_at=alive_at)
+    state, age = daemon_state(daemon, settings.daemon.heartbeat_s, now, alive_at=alive_at,
+                              this_host=this_host)
     alive = state in ("running", "not responding")
     report = daemon.report if daemon is not None and state == "running" else DaemonReport()
     paused = report.paused
     counts = repo.counts()
+    running = repo.running_by_host()
+    hosts = host_overviews(repo, settings.daemon.heartbeat_s, now, running)
+    # A running job is running while its workstation is up; the main daemon's liveness is
+    # read closer (its pid, its pid file) than a heartbeat can tell.
+    up = {h.name for h in hosts if h.state == "up"} - {daemon.host if daemon else ""}
+    if alive and daemon is not None:
+        up.add(daemon.host)
+    gone = [j for name, jobs in running.items() if name not in up for j in jobs]
     folders = []
     for watch in settings.watch:
         c = counts.get(watch.name, {})
+        interrupted = sum(1 for j in gone if j.folder == watch.name)
         folders.append(FolderOverview(
             name=watch.name, input=str(watch.input), output=str(watch.output),
             model=watch.model_choice,
             queued=c.get("queued", 0) - c.get("waiting", 0), waiting=c.get("waiting", 0),
-            running=c.get("running", 0) if alive else 0, done=c.get("done", 0),
+            running=c.get("running", 0) - interrupted, done=c.get("done", 0),
             failed=c.get("failed", 0), paused=paused.get(watch.name),
-            interrupted=0 if alive else c.get("running", 0),
+            interrupted=interrupted,
         ))
-    # A job left running by a daemon that is gone is not running: the next start re-queues it.
+    # A job left running by a daemon that is gone is not running: the next start re-queues it
+    # (or, on a shared job log, another workstation once its lease ran out).
+    mine = [j for name, jobs in running.items() if name == host for j in jobs]
     jobs = [{"job": j.id, "file": j.rel_path, "folder": j.folder,
              "since": j.started_at.isoformat() if j.started_at else None}
-            for j in repo.list(status=[JobStatus.RUNNING], limit=100)]
+            for j in (mine if repo.server else [j for js in running.values() for j in js])]
     models = _model_overviews(repo, report.models)
     last = repo.last_done()
+    unsure = low_confidence(repo)
     problems = _liveness_problems(settings, daemon, state, age, now)
     if not alive and jobs:
         problems.append(f"{len(jobs)} job(s) were interrupted when the daemon ended; they are "
                         "re-queued when it starts again")
+    problems += [f"workstation {h.name} is down (silent for {h.heartbeat_age_s:.0f} s)"
+                 + (f"; its {h.leased} job(s) wait for their lease (until {h.lease_until}), "
+                    "then another workstation takes them" if h.leased else "")
+                 for h in hosts if h.state == "down" and h.name != host]
     problems += [f"folder {name} is paused: {why}" for name, why in paused.items()]
     if report.unhealthy:
         problems.append(f"stalled: {report.unhealthy}")
@@ -193,7 +263,18 @@ def build_overview(settings: Settings, repo: JobRepository) -> Overview:
         problems=problems,
         pid=daemon.pid if daemon else None,
         interrupted_jobs=[] if alive else jobs,
+        hosts=hosts if host == this_host else [h for h in hosts if h.name == host],
+        low_confidence=unsure,
     )
+
+
+def low_confidence(repo: JobRepository, recent: int = RECENT_DONE) -> list[dict[str, Any]]:
+    """The ``recent`` latest done jobs whose confidence is under ``LOW_CONFIDENCE``, newest
+    first."""
+    return [{"job": j.id, "file": j.rel_path, "folder": j.folder, "confidence": j.confidence,
+             "output": str(j.output_path) if j.output_path else None}
+            for j in repo.list(status=[JobStatus.DONE], limit=recent)
+            if j.confidence is not None and j.confidence < LOW_CONFIDENCE]
 
 
 def _liveness_problems(settings: Settings, daemon: DaemonInfo | None, state: str,

@@ -47,9 +47,28 @@ def open_repository(settings: Settings, *, writer: bool = False) -> JobRepositor
     from mattectl.errors import DaemonNotRunningError
     from mattectl.store.database import check_file
 
+    target = settings.job_log  # the SQLite file, or a server database's URL
     # (check_file raises a clear JobLogDamagedError for a lost, emptied or garbled database)
-    if not writer and not check_file(settings.database_path):
+    if not writer and isinstance(target, Path) and not check_file(target):
         raise DaemonNotRunningError(
-            f"no job database at {settings.database_path}: the daemon has never run with this "
-            "config")
-    return JobRepository.open(settings.database_path, writer=writer)
+            f"no job database at {target}: the daemon has never run with this config")
+    return JobRepository.open(target, writer=writer, lease_s=settings.database.lease_s)
+
+
+def job_log_if_any(settings: Settings) -> JobRepository | None:
+    """The daemon's job log to read from, or None where there is none yet (no SQLite file) or
+    the server cannot be reached: for commands that only learn from it (latencies, the running
+    daemon's models)."""
+    from mattectl.errors import JobLogUnavailableError, SchemaTooNewError, SchemaTooOldError
+
+    target = settings.job_log
+    if isinstance(target, Path) and not target.exists():
+        return None
+    try:
+        return JobRepository.open(target, writer=False)
+    except (SchemaTooNewError, SchemaTooOldError):
+        return None  # (the daemon and `mattectl status` say what to do about it)
+    except JobLogUnavailableError:
+        if isinstance(target, Path):
+            raise  # a damaged file says so (JobLogDamagedError), as before
+        return None

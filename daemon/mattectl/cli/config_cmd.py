@@ -20,6 +20,7 @@ def check(
     """Validate a config file; problems are listed by key path. Exit 2 when invalid."""
     settings = load_daemon_settings(path or config)
     console.print(f"[green]ok[/]: {settings.source}", highlight=False)
+    console.print(f"  job log: {settings.job_log_shown}", highlight=False, markup=False)
     for watch in settings.watch:
         console.print(f"  {watch.name}: {watch.input} -> {watch.output} ({watch.model_choice}"
                       f"{', polling' if watch.polling else ''})", highlight=False)

@@ -16,9 +16,44 @@ from mattectl.errors import ExitCode
 from mattectl.store import backup as backups
 from mattectl.store import database
 from mattectl.store.database import DatabaseCheck
+from mattectl.store.engine import SCHEMA_VERSION
+from mattectl.store.repository import JobRepository
 
 app = typer.Typer(help="Check, back up, reset and restore the job database.",
                   no_args_is_help=True)
+
+
+def _sqlite_only(settings: Settings, what: str) -> Path:
+    """The SQLite file; a job log on PostgreSQL is the server's to back up and restore."""
+    target = settings.job_log
+    if not isinstance(target, Path):
+        err_console.print(f"the job log is in PostgreSQL ({settings.job_log_shown}): {what} is "
+                          "the database server's business (pg_dump, pg_restore)",
+                          highlight=False, markup=False)
+        raise typer.Exit(ExitCode.USAGE)
+    return target
+
+
+def _check_server(settings: Settings, as_json: bool) -> None:
+    """`db check` on PostgreSQL: reachable, and at this mattectl's schema version."""
+    from mattectl.errors import MattectlError
+
+    problems = []
+    try:
+        JobRepository.open(settings.job_log, writer=False).close()
+    except MattectlError as exc:
+        problems.append(str(exc))
+    if as_json:
+        print(json.dumps({"url": settings.job_log_shown, "ok": not problems,
+                          "expected_version": SCHEMA_VERSION, "problems": problems}, indent=2))
+    else:
+        _say(f"database: {settings.job_log_shown}")
+        _say(f"schema:   this mattectl: {SCHEMA_VERSION}")
+        _say("state:    ok" if not problems else "state:    PROBLEM")
+        for problem in problems:
+            _say(f"  ! {problem}")
+    if problems:
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 def _lock(settings: Settings) -> Path:
@@ -71,7 +106,10 @@ def check(
 
     Exit 0 when it is sound (or none was created yet), 1 when it is damaged."""
     settings = load_settings(config)
-    found = database.check(settings.database_path, full=not quick)
+    if not isinstance(settings.job_log, Path):
+        _check_server(settings, as_json)
+        return
+    found = database.check(settings.job_log, full=not quick)
     if as_json:
         print(json.dumps({"path": str(found.path), "exists": found.exists, "ok": found.ok,
                           "size": found.size, "schema_version": found.schema_version,
@@ -84,11 +122,26 @@ def check(
         raise typer.Exit(ExitCode.FAILURE)
 
 
+@app.command("upgrade")
+def upgrade(config: ConfigOption = None) -> None:
+    """Bring the job log's schema to this mattectl's version (Alembic migrations), on the SQLite
+    file or the studio's PostgreSQL database; a new database is created. Stop every daemon that
+    uses it first. Exit 5 when the schema is newer than this mattectl knows."""
+    settings = load_settings(config)
+    target = settings.job_log
+    with _file_errors():
+        if isinstance(target, Path):
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        repo = JobRepository.open(target, lease_s=settings.database.lease_s)
+    repo.close()
+    _say(f"job log {settings.job_log_shown}: schema version {SCHEMA_VERSION} (up to date)")
+
+
 @app.command("backup")
 def backup(config: ConfigOption = None) -> None:
     """Take a backup now (online: the daemon may run), beside the periodic ones."""
     settings = load_settings(config)
-    db = settings.database_path
+    db = _sqlite_only(settings, "a backup")
     if not database.check_file(db):
         err_console.print(f"no job database at {db} yet: nothing to back up", highlight=False,
                           markup=False)
@@ -114,7 +167,7 @@ def reset(
                           "it): say --keep-backup to go ahead", highlight=False, markup=False)
         raise typer.Exit(ExitCode.USAGE)
     settings = load_settings(config)
-    db = settings.database_path
+    db = _sqlite_only(settings, "starting afresh")
     if not db.parent.is_dir():
         err_console.print(f"no state directory {db.parent}: nothing to reset (the daemon "
                           "creates the job database when it first starts)", highlight=False,
@@ -137,7 +190,7 @@ def restore(
     aside, never deleted). Jobs recorded after the backup was taken are not in it; photos
     delivered since are still recognised from each output folder's manifest."""
     settings = load_settings(config)
-    db = settings.database_path
+    db = _sqlite_only(settings, "restoring")
     with _file_errors():
         db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new machine's state
         with database.daemon_stopped(_lock(settings)):

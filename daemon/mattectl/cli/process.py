@@ -15,7 +15,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mattectl.backends.cache import ModelCache, closing_models
-from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
+from mattectl.cli.common import (
+    ConfigOption,
+    console,
+    err_console,
+    job_log_if_any,
+    load_settings_or_defaults,
+)
 from mattectl.config import DEFAULT_EXTENSIONS, Settings, WatchConfig
 from mattectl.errors import ExitCode, InputError, MattectlError, ModelUnavailableError
 from mattectl.imageio.options import OutputFormat
@@ -24,7 +30,6 @@ from mattectl.matting.pipeline import Cutout, Photo, PhotoPipeline, PhotoStages,
 from mattectl.matting.planner import RulePlanner
 from mattectl.matting.publish import publish_cutout
 from mattectl.matting.stages import Outcome, StagedPipeline
-from mattectl.store.repository import JobRepository
 from mattectl.watch.filters import ignore_reason
 
 logger = logging.getLogger(__name__)
@@ -58,8 +63,7 @@ def _planner(settings: Settings, models: ModelCache) -> RulePlanner:
     """The daemon's planner, with the latencies its job log has learned when there is one, so
     that a latency budget decides as it would in the daemon."""
     samples: list = []
-    if settings.database_path.exists():
-        repo = JobRepository.open(settings.database_path, writer=False)
+    if (repo := job_log_if_any(settings)) is not None:
         try:
             samples = repo.recent_inference(2000)
         finally:

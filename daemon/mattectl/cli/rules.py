@@ -15,6 +15,7 @@ from mattectl.cli.common import (
     JsonOption,
     console,
     err_console,
+    job_log_if_any,
     load_settings_or_defaults,
 )
 from mattectl.cli.output import print_labelled
@@ -80,9 +81,7 @@ def _rel_path(image: Path, watch: WatchConfig | None) -> str:
 
 def _job_log(settings: Settings) -> JobRepository | None:
     # Expected latencies come from the daemon's job log when there is one; it is only read.
-    if settings.database_path.exists():
-        return JobRepository.open(settings.database_path, writer=False)
-    return None
+    return job_log_if_any(settings)
 
 
 @app.command("explain")

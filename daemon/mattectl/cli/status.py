@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -18,6 +19,8 @@ from mattectl.cli.output import (
 from mattectl.errors import ExitCode
 from mattectl.overview import ModelOverview, Overview, build_overview
 
+LOW_SHOWN = 5  # low-confidence cutouts listed by name
+
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
@@ -30,6 +33,9 @@ FOLDER_COLUMNS = [
     Column("folder"), Column("model"), Column("queued"), Column("waiting"), Column("running"),
     Column("done"), Column("failed"), Column("input", Fit.PATH, drop=2, min_width=10),
     Column("output", Fit.PATH, drop=1, min_width=10)]
+HOST_COLUMNS = [
+    Column("host"), Column("state"), Column("heartbeat"), Column("running"),
+    Column("device", drop=2), Column("models", drop=1), Column("version", drop=3)]
 MODEL_COLUMNS = [
     Column("model"), Column("backend", drop=2), Column("jobs"), Column("p50 inference"),
     Column("p95 inference", drop=3), Column("device"), Column("precision", drop=1),
@@ -57,6 +63,12 @@ def _render(ov: Overview) -> None:
         [f.name + (" (paused)" if f.paused else ""), f.model, str(f.queued), str(f.waiting),
          f"{f.interrupted} interrupted" if f.interrupted else str(f.running), str(f.done),
          str(f.failed), PathCell(f.input), PathCell(f.output)] for f in ov.folders])
+    if len(ov.hosts) > 1 or any(h.state != "up" for h in ov.hosts):
+        console.print("Workstations", style="bold", highlight=False)
+        print_table(console, HOST_COLUMNS, [
+            [h.name, h.state, f"{h.heartbeat_age_s:.0f} s ago",
+             f"{h.leased} waiting for the lease" if h.leased else str(h.running), h.device,
+             ", ".join(h.models) or "-", h.version] for h in ov.hosts])
     console.print("Models", style="bold", highlight=False)
     print_table(console, MODEL_COLUMNS, [
         [m.name, m.backend or "-", str(m.jobs), _ms(m.p50_ms), _ms(m.p95_ms),
@@ -76,9 +88,21 @@ def _render(ov: Overview) -> None:
         if console.is_terminal:  # a path is never wrapped: on a screen, its end says most
             path = shorten_left(path, console.width - len(label))
         print_message(console, f"{label}{path} (job {lo['job']}, {lo['finished_at']})")
+    for job in ov.low_confidence[:LOW_SHOWN]:
+        print_message(console, f"low confidence {job['confidence']:.2f}: job {job['job']}: "
+                               f"{job['file']} ({job['folder']}): check the cutout")
+    if len(ov.low_confidence) > LOW_SHOWN:
+        print_message(console, f"... and {len(ov.low_confidence) - LOW_SHOWN} more "
+                               "low-confidence cutout(s) (mattectl status --json)")
 
 
-def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def status(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    host: Annotated[str | None, typer.Option(
+        "--host", help="The workstation to report on (default: this one); the queue is the "
+                       "whole studio's.")] = None,
+) -> None:
     """Show whether the daemon runs, per-folder job counts, models and timings.
 
     Exit code 0 when the daemon runs with no problem, 1 when it runs with one (a folder
@@ -88,7 +112,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     settings = load_settings(config)
     repo = open_repository(settings)
     try:
-        ov = build_overview(settings, repo)
+        ov = build_overview(settings, repo, host)
     finally:
         repo.close()
     if as_json:

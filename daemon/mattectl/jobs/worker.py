@@ -50,6 +50,7 @@ from mattectl.matting.publish import publish_cutout
 from mattectl.matting.stages import ms_since
 from mattectl.store.manifest import DeliveryManifest
 from mattectl.store.repository import Job, JobRepository, JobResult
+from mattectl.thumbnails import ThumbnailStore
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class JobWorker:
         on_input_changed: Callable[[str, Path], None] = lambda folder, path: None,
         paused: pauses.FolderPauses | None = None,
         job_log: ConditionLog | None = None,
+        thumbnails: ThumbnailStore | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.repo = repo
@@ -81,6 +83,7 @@ class JobWorker:
         self._on_input_changed = on_input_changed
         self._paused = paused if paused is not None else pauses.FolderPauses()
         self._job_log = job_log or ConditionLog(logger, "job log busy", "job log writable again")
+        self._thumbnails = thumbnails  # the studio page's, made from the cutout in memory
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: Job | None = None
@@ -162,6 +165,7 @@ class JobWorker:
         if watch is None:
             return self._fail(job, None, f"folder '{job.folder}' is no longer configured",
                               JobResult())
+        job = localised(job, watch)
         started = time.perf_counter()
         recipe = Recipe.of(watch)
         result = JobResult(model=None if recipe.rules else watch.model, db_ms=db_ms)
@@ -175,7 +179,7 @@ class JobWorker:
                              width=cutout.width, height=cutout.height,
                              decode_ms=cutout.decode_ms, inference_ms=cutout.inference_ms,
                              encode_ms=cutout.encode_ms, refine_ms=cutout.refine_ms,
-                             decision=cutout.decision)
+                             confidence=cutout.confidence, decision=cutout.decision)
             written, digest, note = self._write_output(job, watch, cutout)
             result = replace(result, output_path=written, output_hash=digest, note=note,
                              total_ms=ms_since(started))
@@ -201,9 +205,18 @@ class JobWorker:
         except Exception as exc:
             logger.exception("job %d: unexpected error", job.id)
             return self._fail(job, watch, f"internal error: {type(exc).__name__}: {exc}", result)
-        done = self._persist(lambda: self.repo.finish(job.id, self.worker_id, result))
+        try:
+            done = self._persist(lambda: self.repo.finish(job.id, self.worker_id, result))
+        except InvalidTransitionError as exc:
+            # Its lease ran out (this workstation was cut off from a shared job log): the job
+            # is another worker's now, and so are its original and the recorded output name.
+            logger.warning("job %d was taken from this worker before it finished (its lease "
+                           "ran out?): %s", job.id, exc)
+            return self.repo.get(job.id)
         logger.info("job %d done: %s -> %s (%s on %s, %.0f ms)", job.id, job.rel_path,
                     written or "skipped", cutout.model, cutout.device, result.total_ms)
+        if self._thumbnails is not None and written is not None:
+            self._thumbnails.make(done, cutout.data)
         if watch.on_success == "move" and watch.processed_dir is not None:
             done = self._move_original(done, watch.processed_dir)
         return done
@@ -302,6 +315,7 @@ class JobWorker:
             job.id, self.worker_id, f"attempt {job.attempts} failed: {error}", delay))
 
     def _move_original(self, job: Job, dest_root: Path) -> Job:
+        job = localised(job, self._watches[job.folder])  # (the row may hold another's path)
         if not job.input_path.exists():
             return job
         try:
@@ -342,6 +356,17 @@ def _note_delivery(job: Job, watch: WatchConfig, written: Path) -> str | None:
         logger.warning("job %d: %s", job.id, note)
         return note
     return None
+
+
+def localised(job: Job, watch: WatchConfig) -> Job:
+    """The job with its original's path on this workstation. A job queued by another
+    workstation of a shared job log names the file where that one mounts the share; the folder
+    is the same by name, and the file is found by its path below this workstation's drop
+    folder."""
+    roots = [d for d in (watch.input, watch.processed_dir, watch.failed_dir) if d is not None]
+    if any(root in job.input_path.parents for root in roots):
+        return job
+    return replace(job, input_path=watch.input / job.rel_path)
 
 
 def _located(job: Job, watch: WatchConfig) -> tuple[Path, str]:

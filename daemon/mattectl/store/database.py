@@ -172,10 +172,23 @@ def integrity_problems(connection: sqlite3.Connection, *, full: bool) -> list[st
 
 
 def schema_version(connection: sqlite3.Connection) -> int | None:
+    """The higher of Alembic's revision (as a number) and the newest row of schema_version (all
+    a database from before Alembic has); None without either. A revision that is not a number
+    is a newer mattectl's: reported as one past this mattectl's version."""
+    found: list[int] = []
     try:
-        return connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        if row is not None:
+            found.append(int(row[0]) if str(row[0]).isdigit() else SCHEMA_VERSION + 1)
     except sqlite3.DatabaseError:
-        return None
+        pass
+    try:
+        newest = connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if newest is not None:
+            found.append(newest)
+    except sqlite3.DatabaseError:
+        pass
+    return max(found) if found else None
 
 
 def check(db: Path, *, full: bool = True) -> DatabaseCheck:

@@ -9,58 +9,43 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    make_url,
+    text,
+)
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
-from mattectl.errors import JobLogDamagedError, JobLogUnavailableError, MattectlError
-from mattectl.store.models import Base, DeliveryRow, JobRow, SchemaVersionRow
-from mattectl.store.status import JobStatus
+from mattectl.errors import (
+    DaemonNotRunningError,
+    JobLogDamagedError,
+    JobLogUnavailableError,
+    MattectlError,
+    SchemaTooNewError,
+    SchemaTooOldError,
+)
+from mattectl.store.models import Base, SchemaVersionRow, utcnow
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # Alembic's head revision, "0005" (store/migrations/versions)
+HEAD = f"{SCHEMA_VERSION:04d}"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATE_LOCK = 0x6D61_7474_0001  # PostgreSQL advisory lock: one workstation migrates at a time
 BUSY_TIMEOUT_MS = 30_000
 # SQLite's words for a file that is not (or no longer) a sound database; waiting cannot help.
 DAMAGED_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 BACKUP_DIRNAME = "backups"  # beside the database: backups/jobs-YYYYmmdd-HHMMSS-ffffff.sqlite3
-
-
-def _v2_deliveries(session: Session) -> None:
-    """The output's hash on each job, and the table of delivered photos, filled from the done
-    jobs still in the log (their rows would otherwise take that memory with them when pruned)."""
-    connection = session.connection()
-    connection.execute(text("ALTER TABLE jobs ADD COLUMN output_hash VARCHAR(64)"))
-    Base.metadata.tables[DeliveryRow.__tablename__].create(connection)
-    connection.execute(insert(DeliveryRow).from_select(
-        ["folder", "input_hash", "input_path", "input_size", "input_mtime_ns", "output_path",
-         "job_id", "delivered_at"],
-        select(JobRow.folder, JobRow.input_hash, JobRow.input_path, JobRow.input_size,
-               JobRow.input_mtime_ns, JobRow.output_path, JobRow.id, JobRow.finished_at)
-        .where(JobRow.status == JobStatus.DONE, JobRow.output_path.is_not(None),
-               JobRow.finished_at.is_not(None))))
-
-
-def _v3_precision(session: Session) -> None:
-    """The number format each job's model ran in (none for jobs before it was recorded)."""
-    session.connection().execute(text("ALTER TABLE jobs ADD COLUMN precision VARCHAR(16)"))
-
-
-def _v4_quality(session: Session) -> None:
-    """Each job's confidence in its alpha (0..1, see matting) and the time its edges took."""
-    connection = session.connection()
-    connection.execute(text("ALTER TABLE jobs ADD COLUMN confidence FLOAT"))
-    connection.execute(text("ALTER TABLE jobs ADD COLUMN refine_ms FLOAT"))
-
-
-# version -> migration from version - 1. Fresh databases get create_all() and the newest version.
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _v2_deliveries, 3: _v3_precision,
-                                                   4: _v4_quality}
 
 
 def backups_dir(database: Path) -> Path:
@@ -151,25 +136,103 @@ def make_engine(url: str, *, writer: bool = True, must_exist: bool = False) -> E
     return engine
 
 
-def migrate(engine: Engine) -> int:
-    """Bring the schema to ``SCHEMA_VERSION``; returns the version found before."""
-    tables = set(inspect(engine).get_table_names())
-    with Session(engine) as session, session.begin():
-        if "schema_version" not in tables:
+def current_version(connection: Connection) -> int | None:
+    """The schema's version: the higher of Alembic's revision (``"0005"`` is 5) and the newest
+    row of schema_version (all that mattectl before Alembic kept); None without either.
+    ValueError for a revision this mattectl cannot read (a newer one's)."""
+    tables = set(inspect(connection).get_table_names())
+    found: list[int] = []
+    if "alembic_version" in tables:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if revision is not None:
+            found.append(int(revision))
+    if "schema_version" in tables:
+        newest = connection.execute(text("SELECT max(version) FROM schema_version")).scalar()
+        if newest is not None:
+            found.append(newest)
+    return max(found) if found else None
+
+
+def _alembic(connection: Connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine, *, upgrade: bool = True) -> int:
+    """Bring the schema to ``SCHEMA_VERSION`` with Alembic; returns the version found before (0
+    for a new database). A database at a version older than Alembic's history (1..4, kept in
+    schema_version) is stamped with its revision first, then upgraded in place. ``upgrade=False``
+    creates a new database but leaves an older one as it is (SchemaTooOldError).
+
+    Raises SchemaTooNewError for a schema newer than this mattectl knows. On PostgreSQL the work
+    runs under an advisory lock, so workstations starting together migrate it once."""
+    from alembic import command
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+        tables = set(inspect(connection).get_table_names())
+        try:
+            found = current_version(connection)
+        except ValueError:
+            found = None
+            if "alembic_version" in tables:
+                raise SchemaTooNewError(
+                    f"the job log's schema ({_revision(connection)}) is newer than this mattectl "
+                    f"knows ({SCHEMA_VERSION}): upgrade mattectl") from None
+        if found is None:
             if tables & {"jobs", "daemons"}:
-                raise MattectlError("the database has job tables but no schema version; refusing "
-                                    "to guess (restore a backup or start a new state directory)")
-            Base.metadata.create_all(session.connection())
-            session.add(SchemaVersionRow(version=SCHEMA_VERSION))
+                raise MattectlError("the database has job tables but no schema version; "
+                                    "refusing to guess (restore a backup or start a new state "
+                                    "directory)")
+            Base.metadata.create_all(connection)
+            connection.execute(insert(SchemaVersionRow).values(version=SCHEMA_VERSION,
+                                                               applied_at=utcnow()))
+            command.stamp(_alembic(connection), HEAD)
             logger.info("created job database at schema version %d", SCHEMA_VERSION)
             return 0
-        found = session.scalar(select(SchemaVersionRow.version).order_by(
-            SchemaVersionRow.version.desc()).limit(1)) or 0
         if found > SCHEMA_VERSION:
-            raise MattectlError(f"the database is at schema version {found}, newer than this "
-                                f"mattectl ({SCHEMA_VERSION}); upgrade mattectl")
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            logger.info("migrating job database to schema version %d", version)
-            MIGRATIONS[version](session)
-            session.add(SchemaVersionRow(version=version))
+            raise SchemaTooNewError(f"the job log is at schema version {found}, newer than this "
+                                    f"mattectl knows ({SCHEMA_VERSION}): upgrade mattectl")
+        if found < SCHEMA_VERSION:
+            if not upgrade:
+                raise SchemaTooOldError(
+                    f"the job log is at schema version {found}, older than this mattectl's "
+                    f"({SCHEMA_VERSION}): run `mattectl db upgrade` (with every daemon on it "
+                    "stopped)")
+            config = _alembic(connection)
+            if "alembic_version" not in tables:
+                command.stamp(config, f"{found:04d}")  # a database from before Alembic
+            logger.info("migrating job database from schema version %d to %d", found,
+                        SCHEMA_VERSION)
+            command.upgrade(config, HEAD)
         return found
+
+
+def check_version(engine: Engine) -> int:
+    """For a reader: the schema's version, which must be this mattectl's (SchemaTooNewError,
+    SchemaTooOldError otherwise: reading a schema it does not know would fail on its columns)."""
+    with engine.connect() as connection:
+        try:
+            found = current_version(connection)
+        except ValueError:
+            found = SCHEMA_VERSION + 1
+    if found is None:
+        raise DaemonNotRunningError("no job log in this database yet: no daemon has run with it "
+                                    "(`mattectl db upgrade` creates it)")
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(f"the job log is at schema version {found}, newer than this "
+                                f"mattectl knows ({SCHEMA_VERSION}): upgrade mattectl")
+    if found < SCHEMA_VERSION:
+        raise SchemaTooOldError(f"the job log is at schema version {found}, older than this "
+                                f"mattectl's ({SCHEMA_VERSION}): restart the daemon, or run "
+                                "`mattectl db upgrade`")
+    return found
+
+
+def _revision(connection: Connection) -> str:
+    return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar())

@@ -86,11 +86,16 @@ class JobRow(Base):
     available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A running job's lease, renewed by its daemon's heartbeat; once past, the job is queued
+    # again (its workstation died or lost the network). None for jobs not running.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        # The same content in the same folder is one job, however many events announce it.
+        # The same content in the same folder is one job, however many events announce it (and
+        # however many workstations: ``folder`` is the configured name, not a host's path).
         UniqueConstraint("folder", "input_hash", name="uq_jobs_folder_hash"),
         Index("ix_jobs_claim", "status", "available_at", "id"),
+        Index("ix_jobs_lease", "status", "lease_until"),
         Index("ix_jobs_folder_path", "folder", "input_path"),
         Index("ix_jobs_finished", "finished_at"),
     )
@@ -139,7 +144,26 @@ class DaemonRow(Base):
     info: Mapped[str] = mapped_column(Text, default="{}")  # JSON of a mattectl.report.DaemonReport
 
 
+class HostRow(Base):
+    """One row per workstation sharing the job log: what ``mattectl status`` shows for it."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # database.host_name
+    instance: Mapped[str] = mapped_column(String(128))  # host:pid of its latest daemon
+    version: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(255))  # its GPU(s), or "CPU"
+    models: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the models loaded
+    workers: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class SchemaVersionRow(Base):
+    """Versions 1..4 (before Alembic) and 5: what mattectl before Alembic reads to refuse a newer
+    database. Alembic's ``alembic_version`` is the schema's version now."""
+
     __tablename__ = "schema_version"
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True)

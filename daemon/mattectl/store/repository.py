@@ -7,6 +7,7 @@ one PostgreSQL database) can never both claim, finish or fail the same job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Collection, Iterable, Iterator
@@ -16,15 +17,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mattectl.errors import InvalidTransitionError, JobLogUnavailableError, JobNotFoundError
 from mattectl.report import DaemonReport
 from mattectl.store import database as database_file
-from mattectl.store.engine import job_log_errors, make_engine, migrate, sqlite_url
-from mattectl.store.models import DaemonRow, DeliveryRow, JobRow, utcnow
+from mattectl.store.engine import (
+    check_version,
+    job_log_errors,
+    make_engine,
+    migrate,
+    sqlite_url,
+)
+from mattectl.store.models import DaemonRow, DeliveryRow, HostRow, JobRow, utcnow
 from mattectl.store.status import TERMINAL, JobStatus, sources
 
 logger = logging.getLogger(__name__)
@@ -110,6 +117,7 @@ class Job:
     available_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    lease_until: datetime | None = None  # a running job's lease (see JobRepository.claim)
 
     @classmethod
     def from_row(cls, row: JobRow) -> Job:
@@ -126,7 +134,7 @@ class Job:
             output_hash=row.output_hash, error=row.error,
             claimed_by=row.claimed_by, created_at=row.created_at, updated_at=row.updated_at,
             available_at=row.available_at, started_at=row.started_at,
-            finished_at=row.finished_at,
+            finished_at=row.finished_at, lease_until=row.lease_until,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +190,21 @@ class DaemonInfo:
 
 
 @dataclass(frozen=True)
+class HostInfo:
+    """A workstation on the job log (the hosts table)."""
+
+    name: str
+    instance: str
+    version: str
+    device: str
+    models: list[str]
+    workers: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+
+@dataclass(frozen=True)
 class InferenceSample:
     model: str
     device: str | None
@@ -190,15 +213,25 @@ class InferenceSample:
     height: int | None
 
 
+DEFAULT_LEASE_S = 60.0
+
+
 class JobRepository:
-    def __init__(self, engine: Engine, path: Path | None = None) -> None:
+    def __init__(self, engine: Engine, path: Path | None = None, *,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
         self.engine = engine
         self.path = path  # the SQLite file, None for a server database
+        self.lease_s = lease_s  # how long a claim holds before its daemon must renew it
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
+    @property
+    def server(self) -> bool:
+        """Whether the job log is a server database (PostgreSQL) that workstations share."""
+        return self.engine.dialect.name == "postgresql"
+
     @classmethod
-    def open(cls, database: Path | str, *, writer: bool = True,
-             verify: bool = False) -> JobRepository:
+    def open(cls, database: Path | str, *, writer: bool = True, verify: bool = False,
+             lease_s: float = DEFAULT_LEASE_S, upgrade: bool = True) -> JobRepository:
         """Open (and for a writer, create or migrate) the job log; a Path means SQLite.
 
         A writer creates a new SQLite database only where none was ever created; a lost, emptied
@@ -219,7 +252,9 @@ class JobRepository:
         try:
             with job_log_errors(path):
                 if writer:
-                    migrate(engine)
+                    migrate(engine, upgrade=upgrade)
+                else:
+                    check_version(engine)
                 if verify and path is not None:
                     database_file.verify(path)
             if writer and path is not None:
@@ -227,7 +262,7 @@ class JobRepository:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, path)
+        return cls(engine, path, lease_s=lease_s)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -297,27 +332,45 @@ class JobRepository:
         assert row is not None
         return Job.from_row(row)
 
+    def _due(self, folders: Collection[str], now: datetime):
+        # Fresh jobs first: one that was interrupted or failed before (possibly the photo that
+        # crashed the daemon) waits behind them instead of blocking them; then the oldest.
+        return select(JobRow.id).where(
+            JobRow.status == JobStatus.QUEUED, JobRow.available_at <= now,
+            JobRow.folder.in_(list(folders)),
+        ).order_by(JobRow.attempts, JobRow.id).limit(1)
+
+    def _claimed(self, worker_id: str, now: datetime) -> dict[str, Any]:
+        return {"claimed_by": worker_id, "attempts": JobRow.attempts + 1, "started_at": now,
+                "finished_at": None, "lease_until": now + timedelta(seconds=self.lease_s)}
+
     def claim(self, worker_id: str, folders: Collection[str]) -> Job | None:
-        """Atomically take the next queued job that is due (fewest attempts, then oldest)."""
+        """Atomically take the next queued job that is due (fewest attempts, then oldest), with
+        a lease of ``lease_s`` that :meth:`renew_leases` extends.
+
+        On PostgreSQL the row is locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` in the
+        claiming transaction: claimers on every workstation take different jobs without waiting
+        for each other. SQLite (one writer at a time) uses the conditional UPDATE."""
         if not folders:
             return None
+        if self.server:
+            with self._begin() as session:
+                now = utcnow()
+                job_id = session.scalar(self._due(folders, now).with_for_update(
+                    skip_locked=True))
+                if job_id is None:
+                    return None
+                return self._transition(session, job_id, JobStatus.RUNNING,
+                                        self._claimed(worker_id, now))
         for _ in range(5):  # another worker may win the conditional UPDATE: take the next one
             with self._begin() as session:
                 now = utcnow()
-                # Fresh jobs first: one that was interrupted or failed before (possibly the
-                # photo that crashed the daemon) waits behind them instead of blocking them.
-                job_id = session.scalar(
-                    select(JobRow.id).where(
-                        JobRow.status == JobStatus.QUEUED, JobRow.available_at <= now,
-                        JobRow.folder.in_(list(folders)),
-                    ).order_by(JobRow.attempts, JobRow.id).limit(1))
+                job_id = session.scalar(self._due(folders, now))
                 if job_id is None:
                     return None
                 try:
-                    return self._transition(session, job_id, JobStatus.RUNNING, {
-                        "claimed_by": worker_id, "attempts": JobRow.attempts + 1,
-                        "started_at": now, "finished_at": None,
-                    })
+                    return self._transition(session, job_id, JobStatus.RUNNING,
+                                            self._claimed(worker_id, now))
                 except InvalidTransitionError:
                     continue
         return None
@@ -328,6 +381,7 @@ class JobRepository:
         with self._begin() as session:
             done = self._transition(session, job_id, JobStatus.DONE, {
                 **result.values(), "error": result.note, "finished_at": utcnow(),
+                "lease_until": None,
             }, worker_id=worker_id)
             if done.output_path is not None:
                 self._remember(session, Delivery.of(done))
@@ -338,7 +392,7 @@ class JobRepository:
         values = (result or JobResult()).values()
         with self._begin() as session:
             return self._transition(session, job_id, JobStatus.FAILED, {
-                **values, "error": error, "finished_at": utcnow(),
+                **values, "error": error, "finished_at": utcnow(), "lease_until": None,
             }, worker_id=worker_id)
 
     def requeue(self, job_id: int, worker_id: str, error: str | None, delay_s: float = 0.0,
@@ -348,7 +402,7 @@ class JobRepository:
         ``count_attempt=False`` gives the attempt back (a shutdown is not the job's fault).
         """
         values: dict[str, Any] = {
-            "error": error, "claimed_by": None,
+            "error": error, "claimed_by": None, "lease_until": None,
             "available_at": utcnow() + timedelta(seconds=delay_s),
         }
         if not count_attempt:
@@ -367,7 +421,8 @@ class JobRepository:
         with self._begin() as session:
             rows = session.scalars(select(JobRow).where(
                 JobRow.status == JobStatus.RUNNING,
-                JobRow.claimed_by.like(f"{host}:%"),
+                # (autoescape: a '_' or '%' in a host name is no wildcard for a neighbour's)
+                JobRow.claimed_by.startswith(f"{host}:", autoescape=True),
             )).all()
             requeued, failed = [], []
             for row in rows:
@@ -376,16 +431,58 @@ class JobRepository:
                     self._transition(session, row.id, JobStatus.FAILED, {
                         "error": f"the daemon stopped during this job {row.attempts} times "
                                  "(a crash or a hang while processing it?); not retried",
-                        "finished_at": utcnow(),
+                        "finished_at": utcnow(), "lease_until": None,
                     })
                     failed.append(row.id)
                     continue
                 self._transition(session, row.id, JobStatus.QUEUED, {
-                    "claimed_by": None, "available_at": utcnow(),
+                    "claimed_by": None, "available_at": utcnow(), "lease_until": None,
                     "error": f"re-queued at start-up: left running by {previous}",
                 })
                 requeued.append(row.id)
             return requeued, failed
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def renew_leases(self, instance: str) -> int:
+        """Extend the lease of every job the daemon ``instance`` (its workers' ids begin with
+        ``instance:``) is running, by ``lease_s`` from now; returns how many."""
+        with self._begin() as session:
+            return session.execute(update(JobRow).where(
+                JobRow.status == JobStatus.RUNNING,
+                JobRow.claimed_by.startswith(f"{instance}:", autoescape=True),
+            ).values(lease_until=utcnow() + timedelta(seconds=self.lease_s))).rowcount
+
+    def expire_leases(self, max_attempts: int) -> tuple[list[int], list[int]]:
+        """Queue again the running jobs whose lease ran out (their workstation died, hung or lost
+        the network), the attempt counted; fail those that have had ``max_attempts``. Any
+        daemon may call it: each UPDATE repeats the expiry in its WHERE clause, so a lease
+        renewed meanwhile, or a job another daemon took back first, is left alone.
+
+        Returns ``(re-queued ids, failed ids)``."""
+        requeued: list[int] = []
+        failed: list[int] = []
+        with self._begin() as session:
+            now = utcnow()
+            rows = session.execute(select(JobRow.id, JobRow.claimed_by, JobRow.attempts).where(
+                JobRow.status == JobStatus.RUNNING, JobRow.lease_until < now)).all()
+            for job_id, holder, attempts in rows:
+                give_up = attempts >= max_attempts
+                why = f"the lease of {holder} ran out (its workstation stopped answering)"
+                values: dict[str, Any] = {
+                    "status": JobStatus.FAILED if give_up else JobStatus.QUEUED,
+                    "claimed_by": None, "lease_until": None, "updated_at": now,
+                    "error": f"{why} {attempts} times; not retried" if give_up else
+                             f"re-queued: {why}",
+                }
+                values.update({"finished_at": now} if give_up else {"available_at": now})
+                done = session.execute(update(JobRow).where(
+                    JobRow.id == job_id, JobRow.status == JobStatus.RUNNING,
+                    JobRow.claimed_by == holder, JobRow.lease_until < now,
+                ).values(**values)).rowcount
+                if done == 1:
+                    (failed if give_up else requeued).append(job_id)
+        return requeued, failed
 
     def prune(self, older_than: datetime) -> int:
         """Delete finished (done or failed) job rows that finished before ``older_than``."""
@@ -520,6 +617,38 @@ class JobRepository:
         with self._begin() as session:
             return [Job.from_row(row) for row in session.scalars(query)]
 
+    def search(self, *, name: str | None = None, folder: str | None = None,
+               status: Iterable[JobStatus] | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 50) -> list[Job]:
+        """Jobs whose file name holds ``name`` (any case), queued from ``since`` up to
+        ``until``, newest first; the other filters as in :meth:`list`."""
+        query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+        if name:
+            pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            query = query.where(JobRow.rel_path.ilike(pattern, escape="\\"))
+        if status:
+            query = query.where(JobRow.status.in_(list(status)))
+        if folder:
+            query = query.where(JobRow.folder == folder)
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        if until is not None:
+            query = query.where(JobRow.created_at < until)
+        with self._begin() as session:
+            return [Job.from_row(row) for row in session.scalars(query)]
+
+    def output_hashes(self, ids: Collection[int]) -> dict[int, str | None]:
+        """``{job id: hash of its cutout}`` for those of ``ids`` that still have a row."""
+        wanted = sorted(ids)
+        out: dict[int, str | None] = {}
+        with self._begin() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.execute(select(JobRow.id, JobRow.output_hash).where(
+                    JobRow.id.in_(wanted[start:start + 500])))
+                out.update((job_id, digest) for job_id, digest in rows)
+        return out
+
     def counts(self) -> dict[str, dict[str, int]]:
         """``{folder: {status: count}}``; queued jobs waiting for a retry count as ``waiting``."""
         now = utcnow()
@@ -582,6 +711,65 @@ class JobRepository:
             return [DaemonInfo(r.instance, r.host, r.pid, r.version, r.started_at,
                                r.heartbeat_at, r.stopped_at, DaemonReport.from_json(r.info))
                     for r in rows]
+
+    # -- workstations --------------------------------------------------------------------------
+
+    def register_host(self, host: HostInfo) -> None:
+        with self._begin() as session:
+            session.merge(HostRow(
+                name=host.name, instance=host.instance, version=host.version,
+                device=host.device, models=json.dumps(host.models), workers=host.workers,
+                started_at=host.started_at, heartbeat_at=host.heartbeat_at, stopped_at=None))
+
+    def host_heartbeat(self, name: str, instance: str, models: list[str] | None = None) -> None:
+        """The workstation ``name`` is alive (only while ``instance`` is its daemon)."""
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if models is not None:
+            values["models"] = json.dumps(models)
+        with self._begin() as session:
+            session.execute(update(HostRow).where(HostRow.name == name,
+                                                  HostRow.instance == instance).values(**values))
+
+    def host_stopped(self, name: str, instance: str) -> None:
+        with self._begin() as session:
+            session.execute(update(HostRow).where(HostRow.name == name,
+                                                  HostRow.instance == instance)
+                            .values(stopped_at=utcnow()))
+
+    def hosts(self) -> list[HostInfo]:
+        with self._begin() as session:
+            return [HostInfo(r.name, r.instance, r.version, r.device, json.loads(r.models),
+                             r.workers, r.started_at, r.heartbeat_at, r.stopped_at)
+                    for r in session.scalars(select(HostRow).order_by(HostRow.name))]
+
+    def running_by_host(self) -> dict[str, list[Job]]:
+        """Running jobs by the workstation that claimed them (the worker id's first part)."""
+        out: dict[str, list[Job]] = {}
+        with self._begin() as session:
+            for row in session.scalars(select(JobRow).where(
+                    JobRow.status == JobStatus.RUNNING).order_by(JobRow.id)):
+                out.setdefault((row.claimed_by or "?").split(":")[0], []).append(
+                    Job.from_row(row))
+        return out
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process may run the studio-wide task ``name`` now: on PostgreSQL, while
+        it holds the advisory lock for it (one workstation at a time; the others skip it), on
+        SQLite always (one workstation)."""
+        if not self.server:
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "big")
+        with job_log_errors(), self.engine.connect() as connection:
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            connection.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
 
     def forget_daemons(self, older_than: datetime) -> int:
         with self._begin() as session:

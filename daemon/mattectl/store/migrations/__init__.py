@@ -1,0 +1,1 @@
+"""The job log's Alembic migrations (run by :func:`mattectl.store.engine.migrate`)."""
