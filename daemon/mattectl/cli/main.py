@@ -18,6 +18,7 @@ from mattectl.cli import (
     rules,
     run,
     status,
+    web,
 )
 from mattectl.cli.common import err_console
 from mattectl.cli.output import print_error
@@ -35,6 +36,7 @@ app.command("status")(status.status)
 app.command("process")(process.process)
 app.command("eval")(evaluate.eval_command)
 app.command("bench")(bench.bench)
+app.command("web")(web.web)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")

@@ -46,3 +46,25 @@ def encode_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
+
+
+def thumbnail_webp(encoded: bytes, max_side: int = 256, quality: int = 80) -> bytes:
+    """A finished cutout (PNG, TIFF, WebP or JPEG bytes; 8 or 16 bits, with or without alpha,
+    or a grey matte) -> a WebP of at most ``max_side`` pixels, its transparency kept.
+    Raises ValueError when the bytes are no image OpenCV can read."""
+    image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("not an image OpenCV can decode")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    elif image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    width, height = fit_size(image.shape[1], image.shape[0], max_side)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(resize(image, width, height))).save(
+        buffer, format="WEBP", quality=quality, method=4)
+    return buffer.getvalue()
