@@ -24,6 +24,7 @@ from mattectl.backends.bshm import BshmBackend
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS
 from mattectl.errors import ModelUnavailableError
+from mattectl.imageio.options import EdgeMode, OutputOptions
 from mattectl.matting.pipeline import Photo, PhotoPipeline, Recipe
 
 from . import bshm_graph
@@ -126,7 +127,9 @@ def test_gray_rgba_and_16_bit_photos_reach_the_graph_as_8_bit_rgb(
     expected = {"gray": np.dstack([gray] * 3), "rgba": rgb, "gray16": np.dstack([gray] * 3),
                 "rgb16": rgb}
     for kind, data in _inputs(rgb).items():
-        cutout = pipeline.run(Photo(f"{kind}.png", data), Recipe("bshm"))
+        # the model's alpha as it came (no edge refinement, which works on any model's alpha)
+        raw = Recipe("bshm", options=OutputOptions(clean_edges=False))
+        cutout = pipeline.run(Photo(f"{kind}.png", data), raw)
         alpha = np.asarray(Image.open(io.BytesIO(cutout.data)))[:, :, 3]
         reference = modelscope_matting(np.ascontiguousarray(expected[kind][:, :, ::-1]))
         np.testing.assert_array_equal(alpha, reference, err_msg=kind)
@@ -193,3 +196,21 @@ def test_graph_without_bshm_interface_is_refused(tmp_path: Path) -> None:
     (folder / "configuration.json").write_text("{}")
     with pytest.raises(ModelUnavailableError, match="does not have BSHM's interface"):
         make_backend(folder).load()
+
+
+def test_bshm_alpha_is_matted_like_any_models(model_dir: Path, tmp_path: Path) -> None:
+    """The default finish (edges = "matting") takes BSHM's full-resolution alpha as it takes
+    U²-Net's enlarged one: a whole cutout, the same bytes every time."""
+    settings = config.parse({"models": {"device": "cpu", "isolation": "inline",
+                                        "paths": {"bshm": str(model_dir)}}})
+    models = ModelCache(settings.models, tmp_path / "models")
+    pipeline = PhotoPipeline(models, max_pixels=10**8)
+    data = _inputs(bshm_graph.photo(120, 90, seed=5))["rgba"]
+    recipe = Recipe("bshm")
+    assert recipe.options.edge_mode is EdgeMode.MATTING
+    first = pipeline.run(Photo("p.png", data), recipe)
+    assert first.data == pipeline.run(Photo("p.png", data), recipe).data
+    with Image.open(io.BytesIO(first.data)) as png:
+        png.load()
+        assert png.size == (120, 90) and png.mode == "RGBA"
+    models.unload_all()

@@ -14,6 +14,7 @@ from mattectl.imageio.compose import (
     rgba,
     trim_box,
 )
+from mattectl.imageio.options import EdgeMode
 
 
 def test_quantise_rounds_to_nearest_and_clips() -> None:
@@ -50,6 +51,45 @@ def test_source_alpha_multiplies_without_clean_edges() -> None:
                  source_alpha=np.float32([[1, 0], [0.5, 1]]), clean_edges=False)
     np.testing.assert_allclose(cut.alpha, [[0.5, 0], [0.25, 0.5]])
     assert cut.colour is pixels
+
+
+def ringed_subject() -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured square on blue, a pale patch inside it that the model left at 0.4."""
+    pixels = np.zeros((48, 48, 3), np.uint8)
+    pixels[:] = (40, 90, 190)
+    pixels[8:40, 8:40] = (215, 140, 60)
+    pixels[20:28, 20:28] = (245, 245, 245)
+    alpha = np.zeros((48, 48), np.float32)
+    alpha[8:40, 8:40] = 1
+    alpha[20:28, 20:28] = 0.4
+    return pixels, alpha
+
+
+@pytest.mark.parametrize("edges", list(EdgeMode))
+def test_holes_are_filled_in_every_edge_mode(edges: EdgeMode) -> None:
+    pixels, alpha = ringed_subject()
+    cut = layers(pixels, alpha, edges=edges, holes=True, model_side=16)
+    np.testing.assert_allclose(cut.alpha[20:28, 20:28], 1, atol=0.02)
+
+
+def test_without_clean_edges_the_models_alpha_stays_holes_and_all() -> None:
+    pixels, alpha = ringed_subject()
+    cut = layers(pixels, alpha, clean_edges=False, edges=EdgeMode.MATTING, holes=True)
+    np.testing.assert_array_equal(cut.alpha, alpha)
+
+
+def test_matting_gives_the_band_the_subjects_colour() -> None:
+    """A soft edge between a red subject and a blue backdrop: the mixed pixels' colour comes
+    out nearer the subject's red than the photo's purple mix."""
+    ramp = np.clip((np.arange(64, dtype=np.float32) - 24) / 16, 0, 1)
+    truth = np.tile(1 - ramp, (40, 1))
+    subject, backdrop = np.float32([220, 40, 30]), np.float32([30, 60, 220])
+    pixels = np.round(truth[..., None] * subject + (1 - truth[..., None]) * backdrop)
+    pixels = pixels.astype(np.uint8)
+    cut = layers(pixels, truth, edges=EdgeMode.MATTING)
+    mixed = (cut.alpha > 0.3) & (cut.alpha < 0.7)
+    assert mixed.any()
+    assert cut.colour[mixed][:, 0].mean() > pixels[mixed][:, 0].mean() + 30
 
 
 def test_rgba_converts_depth() -> None:

@@ -11,7 +11,7 @@ import pytest
 from mattectl import config
 from mattectl.config import Settings
 from mattectl.errors import ConfigError
-from mattectl.imageio.options import OutputFormat, OutputOptions
+from mattectl.imageio.options import EdgeMode, OutputFormat, OutputOptions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,22 @@ def test_keys_become_output_options(make_settings: Callable[..., Settings]) -> N
         trim_margin=12, keep_16bit=False, clean_edges=False)
 
 
+@pytest.mark.parametrize(("keys", "edges", "fill"), [
+    ({}, EdgeMode.MATTING, True),  # the defaults, chosen on truth (scripts/measure_refine.py)
+    ({"edges": "guided", "fill_holes": False}, EdgeMode.GUIDED, False),
+    ({"edges": "clean"}, EdgeMode.CLEAN, True),
+    ({"clean_edges": False, "edges": "matting"}, EdgeMode.OFF, True),  # see test_compose
+])
+def test_edges_and_hole_filling_are_folder_keys(make_settings: Callable[..., Settings],
+                                                keys: dict, edges: EdgeMode, fill: bool) -> None:
+    options = make_settings(watch=keys).watch[0].output_options
+    assert options.edge_mode is edges
+    assert options.fill_holes is fill
+
+
 @pytest.mark.parametrize(("keys", "where", "why"), [
     ({"output_format": "gif"}, "watch[0].output_format", "png"),
+    ({"edges": "blur"}, "watch[0].edges", "matting"),
     ({"background": "white"}, "watch[0].background", "#rrggbb"),
     ({"jpeg_quality": 0}, "watch[0].jpeg_quality", "greater than or equal to 1"),
     ({"trim_margin": -1}, "watch[0].trim_margin", "greater than or equal to 0"),

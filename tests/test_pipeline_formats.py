@@ -16,7 +16,7 @@ from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig, Settings
 from mattectl.fsutil import is_temp
 from mattectl.imageio.metadata import read_metadata, rights
-from mattectl.imageio.options import OutputFormat, OutputOptions
+from mattectl.imageio.options import EdgeMode, OutputFormat, OutputOptions
 from mattectl.matting.pipeline import Photo, PhotoPipeline, Recipe
 from mattectl.store.status import JobStatus
 
@@ -135,3 +135,25 @@ def test_a_symbolic_link_in_the_output_tree_cannot_lead_outside(
         daemon.stop()
     assert "leads outside" in failed[0].error
     assert list(elsewhere.iterdir()) == []  # not even the day1 folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edges", [EdgeMode.MATTING, EdgeMode.GUIDED])
+def test_a_matted_cutout_is_complete_and_the_same_every_time(
+        pipeline: PhotoPipeline, small_photo: Path, edges: EdgeMode) -> None:
+    """The refinement stage on a real photo: a whole PNG of the photo's size, the subject kept,
+    and byte for byte the same file on a second run (no nondeterministic solver)."""
+    recipe = Recipe("u2netp", options=OutputOptions(edges=edges, fill_holes=True))
+    photo = Photo(small_photo.name, small_photo.read_bytes())
+    first, second = pipeline.run(photo, recipe), pipeline.run(photo, recipe)
+    assert first.data == second.data
+    img = Image.open(io.BytesIO(first.data))
+    img.load()  # every row decodes
+    assert img.size == (first.width, first.height) and img.mode == "RGBA"
+    alpha = np.asarray(img)[:, :, 3] / 255
+    subject_found(alpha)
+    plain = pipeline.run(photo, Recipe("u2netp", options=OutputOptions(clean_edges=False)))
+    plain_alpha = np.asarray(Image.open(io.BytesIO(plain.data)))[:, :, 3] / 255
+    # the refinement moves edges, never the subject: the opaque parts agree
+    assert ((alpha > 0.5) == (plain_alpha > 0.5)).mean() > 0.97
+    assert first.refine_ms > 0

@@ -64,10 +64,11 @@ STAGE_NOTES = {
              "running inference again",
     "inference": "the backend's predict on the whole photo, its pre- and post-processing "
                  "included",
-    "refinement": "clean edges (imageio.write.refine): the alpha enlarged from the model's "
-                  "input size refined against the full-resolution photo "
-                  "(edges.refine_alpha), then the subject's colour estimated in the edge band "
-                  "(edges.foreground_at)",
+    "refinement": "the finish stage (imageio.write.refine) with the default edges = "
+                  "'matting': holes inside the subject filled (refine.fill_holes), the "
+                  "uncertain band solved by closed-form matting against the photo "
+                  "(refine.refine_matting), then the subject's colour estimated in the band "
+                  "(refine.foreground_tiles)",
     "encode": "the output file encoded (PNG, with the source's ICC profile and metadata) and "
               "written",
 }

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mattectl.imageio.edges import foreground_strips, refine_alpha, unit
+from mattectl.imageio.edges import edge_mask, foreground_strips, refine_alpha, unit
+from mattectl.imageio.options import EdgeMode
+from mattectl.imageio.refine import Solver, fill_holes, foreground_tiles, refine_matting
 
 # Pixels fainter than this (about 8 of 255) do not count as subject when trimming.
 TRIM_THRESHOLD = 0.03
@@ -58,31 +60,49 @@ def to_uint8(alpha: np.ndarray) -> np.ndarray:
 
 def layers(pixels: np.ndarray, alpha: np.ndarray, *, source_alpha: np.ndarray | None = None,
            clean_edges: bool = True, model_side: int | None = None,
-           guide: np.ndarray | None = None, colour: bool = True) -> Layers:
+           guide: np.ndarray | None = None, colour: bool = True,
+           edges: EdgeMode = EdgeMode.CLEAN, holes: bool = False) -> Layers:
     """The cutout of ``pixels`` (HxWx3 uint8/uint16) under the model's ``alpha`` (HxW float).
 
-    ``source_alpha`` (transparency the input already had) multiplies the model's alpha. With
-    ``clean_edges``, an alpha enlarged from a model that works at ``model_side`` pixels is
-    refined against ``guide`` (what the model saw; default ``pixels``), and semi-transparent
+    ``source_alpha`` (transparency the input already had) multiplies the model's alpha. Without
+    ``clean_edges`` (or with ``edges`` OFF) that is all. With ``holes``, partial pixels the
+    subject encloses are made opaque unless they show the background
+    (:func:`~mattectl.imageio.refine.fill_holes`). The alpha is then refined against ``guide``
+    (what the model saw; default ``pixels``) as ``edges`` says: alpha matting of the uncertain
+    band (MATTING, GUIDED: any model's alpha), or (CLEAN) an alpha enlarged from a model that
+    works at ``model_side`` pixels made to follow the photo's edges; and semi-transparent
     pixels get the subject's own colour (unless ``colour`` is False: a matte has none).
     """
     if pixels.shape[:2] != alpha.shape:
         raise ValueError(f"photo {pixels.shape[:2]} and alpha {alpha.shape} differ in size")
     alpha = alpha.astype(np.float32, copy=False)
-    if not clean_edges:
+    guide = pixels if guide is None else guide
+    if holes and clean_edges:  # clean_edges off: the model's alpha as it came
+        alpha = fill_holes(guide, alpha)
+    if not clean_edges or edges is EdgeMode.OFF:
         if source_alpha is not None:
             alpha = alpha * source_alpha
         return Layers(pixels, alpha)
     upscale = max(alpha.shape) / model_side if model_side else 1.0
-    if upscale >= MIN_UPSCALE:
-        alpha = refine_alpha(pixels if guide is None else guide, alpha, upscale)
+    band = None
+    if edges is not EdgeMode.CLEAN:
+        solver = Solver.GUIDED if edges is EdgeMode.GUIDED else Solver.CF
+        refined = refine_matting(guide, alpha, solver=solver)
+        alpha, band = refined.alpha, refined.band
+    elif upscale >= MIN_UPSCALE:
+        alpha = refine_alpha(guide, alpha, upscale)
     if source_alpha is not None:
         alpha = alpha * source_alpha
     if not colour:
         return Layers(pixels, alpha)
     fg = np.array(pixels, order="C")  # opaque and fully transparent pixels keep the photo's
-    for band, values in foreground_strips(pixels, alpha):
-        band.put(fg, quantise(values, pixels.dtype))
+    if band is not None:  # the matted band's colour by the same family of solver
+        flat_fg = fg.reshape(-1, 3)
+        for flat, values in foreground_tiles(pixels, alpha, band & edge_mask(alpha)):
+            flat_fg[flat] = quantise(values, pixels.dtype)
+        return Layers(fg, alpha)
+    for strip, values in foreground_strips(pixels, alpha):
+        strip.put(fg, quantise(values, pixels.dtype))
     return Layers(fg, alpha)
 
 

@@ -191,6 +191,11 @@ def edge_band(alpha: np.ndarray) -> Band:
     return Band.between(alpha, _FAINT, 1 - _FAINT)
 
 
+def edge_mask(alpha: np.ndarray) -> np.ndarray:
+    """HxW uint8, 255 at the :func:`edge_band`'s pixels."""
+    return Band.mask_between(np.ascontiguousarray(alpha, np.float32), _FAINT, 1 - _FAINT)
+
+
 def foreground_at(image: np.ndarray, alpha: np.ndarray, band: Band) -> np.ndarray:
     """Nx3 float32 in [0, 1]: the subject's colour at the band's pixels.
 

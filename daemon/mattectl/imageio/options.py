@@ -15,6 +15,16 @@ class OutputFormat(StrEnum):
     MATTE = "matte"  # the alpha alone, as a grayscale PNG
 
 
+class EdgeMode(StrEnum):
+    """How the model's alpha is finished at the photo's resolution (imageio/refine.py measured
+    them on truth: scripts/measure_refine.py)."""
+
+    MATTING = "matting"  # closed-form alpha matting of the uncertain band
+    GUIDED = "guided"  # a colour guided filter of the uncertain band: cheaper, a little worse
+    CLEAN = "clean"  # the compositing equation with local colours (imageio/edges.py)
+    OFF = "off"  # the model's alpha as it is
+
+
 #: The file extension each format is written with, and the spellings a template may use.
 EXTENSIONS: dict[OutputFormat, tuple[str, ...]] = {
     OutputFormat.PNG: ("png",),
@@ -44,7 +54,10 @@ class OutputOptions:
     ``background`` is used by JPEG only. ``trim`` crops to the subject's bounding box plus
     ``trim_margin`` pixels (never beyond the photo). ``keep_16bit`` keeps 16 bits per channel in
     PNG and TIFF when the source had them. ``clean_edges`` estimates the subject's colour under
-    semi-transparent pixels and refines an upscaled alpha against the full-resolution photo.
+    semi-transparent pixels and refines the alpha against the full-resolution photo as
+    ``edges`` says; ``fill_holes`` makes opaque the partial pixels the subject encloses unless
+    they show the background's colour. ``clean_edges = False`` writes the model's alpha as it
+    came (no edge work, no hole filling).
     """
 
     format: OutputFormat = OutputFormat.PNG
@@ -54,6 +67,8 @@ class OutputOptions:
     trim_margin: int = 0
     keep_16bit: bool = True
     clean_edges: bool = True
+    edges: EdgeMode = EdgeMode.MATTING
+    fill_holes: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.jpeg_quality <= 100:
@@ -62,6 +77,11 @@ class OutputOptions:
             raise ValueError(f"trim_margin {self.trim_margin} is negative")
         if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
             raise ValueError(f"background {self.background} is not an RGB triple of 0..255")
+
+    @property
+    def edge_mode(self) -> EdgeMode:
+        """The edge work done: ``edges``, or OFF when ``clean_edges`` is off."""
+        return self.edges if self.clean_edges else EdgeMode.OFF
 
     @property
     def extension(self) -> str:

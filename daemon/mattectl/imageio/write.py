@@ -43,13 +43,16 @@ def render(image: DecodedImage, alpha: np.ndarray, options: OutputOptions, *,
 
 def refine(image: DecodedImage, alpha: np.ndarray, options: OutputOptions, *,
            model_side: int | None = None) -> Layers:
-    """The cutout before encoding. With ``options.clean_edges``: the alpha refined against the
-    full-resolution photo when enlarged from ``model_side`` (``edges.refine_alpha``) and the
-    subject's own colour in the edge band (``edges.foreground_at``; not for a matte). Then the
-    source's own transparency, and the trim when asked."""
+    """The cutout before encoding. With ``options.clean_edges``: no holes inside the subject
+    when ``options.fill_holes`` (``refine.fill_holes``), the alpha refined against the
+    full-resolution photo as ``options.edges`` says (``refine.refine_matting``, or
+    ``edges.refine_alpha`` when enlarged from ``model_side``) and the subject's own colour in
+    the edge band (not for a matte). Then the source's own transparency, and the trim when
+    asked."""
     cut = layers(image.pixels, alpha, source_alpha=image.alpha, clean_edges=options.clean_edges,
                  model_side=model_side, guide=image.rgb,
-                 colour=options.format is not OutputFormat.MATTE)
+                 colour=options.format is not OutputFormat.MATTE, edges=options.edges,
+                 holes=options.fill_holes)
     if options.trim:
         cut = trimmed(cut, options.trim_margin)
     return cut
