@@ -109,6 +109,32 @@ def test_jobs_show_and_retry(make_settings: Callable[..., Settings], tmp_path: P
     assert usage.exit_code == 2
 
 
+def test_jobs_show_and_status_flag_a_low_confidence_cutout(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings(watch={"name": "studio"})
+    config = tmp_path / "mattectl.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{settings.daemon.state_dir}"\n'
+                      f'[models]\ndir = "{settings.models_dir}"\n[[watch]]\nname = "studio"\n'
+                      f'input = "{tmp_path / "in"}"\noutput = "{tmp_path / "out"}"\n')
+    (tmp_path / "in").mkdir()
+    repo = JobRepository.open(settings.database_path)
+    job, _ = repo.add(NewJob("studio", tmp_path / "a.jpg", "a.jpg", "ab" * 32, 1, 1))
+    repo.claim("w", ["studio"])
+    check = {"box": [0, 0, 50, 50], "rounds": 2, "touched": [["bottom"], []],
+             "whole_frame": False, "merged_px": 0}
+    repo.finish(job.id, "w", JobResult(model="u2netp", confidence=0.4234,
+                                       decision={"model": "u2netp", "crop_check": check}))
+    repo.close()
+
+    shown = runner.invoke(app, ["jobs", "show", str(job.id), "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "0.423 (low: check the cutout)" in shown.output
+    assert "the subject touched the crop's bottom border" in shown.output
+    status = runner.invoke(app, ["status", "--config", str(config)])
+    assert f"low confidence 0.42: job {job.id}: a.jpg (studio): check the cutout" in " ".join(
+        status.output.split())
+
+
 @pytest.mark.parametrize("args", [["--help"], ["jobs", "--help"], ["config", "--help"]])
 def test_help(args: list[str]) -> None:
     result = runner.invoke(app, args)

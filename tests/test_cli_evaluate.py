@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from .clikit import mattectl, write_config
 from .evalkit import DATA, write_small_set
-from .support import need
+from .support import SHARED, need
 
 
 @pytest.mark.slow
@@ -28,6 +29,7 @@ def test_eval_scores_the_real_model_and_writes_json_and_report(
     assert "means per backend, region image" in done.stdout
     assert "means by background" in done.stdout
     assert "SAD: sum of |error| over the region / 1000" in done.stdout  # normalisation stated
+    assert "truth read as: 2 x grey matte" in done.stdout
 
     data = json.loads((tmp_path / "eval.json").read_text())
     means = data["means"]["u2netp"]
@@ -38,6 +40,7 @@ def test_eval_scores_the_real_model_and_writes_json_and_report(
     for image in data["images"]:
         score = image["scores"]["u2netp"]
         assert score["error"] is None
+        assert image["truth_reading"] == "grey matte"
         assert all(math.isfinite(score[k]) for k in ("sad_image", "grad_band", "conn_band"))
 
     dom = chromium(tmp_path / "eval.html", "--dump-dom")
@@ -93,3 +96,25 @@ def test_eval_rejects_an_unknown_preset(tmp_path: Path, shared_models: Path) -> 
                     "--preset", "no-such-preset", "--config", write_config(tmp_path, shared_models))
     assert done.returncode != 0
     assert "no-such-preset" in done.stderr
+
+
+@pytest.mark.slow
+def test_eval_scores_finish_settings_side_by_side_on_hair_truth(
+        tmp_path: Path, shared_models: Path) -> None:
+    """One photo with studio hair truth: the model's own alpha against the matted band."""
+    hairgt = need(SHARED / "data" / "hairgt")
+    name = "am_GT20_plush_hair_tuft.png"  # the smallest file of the set
+    for kind in ("images", "alphas"):
+        (tmp_path / kind).mkdir()
+        shutil.copy(hairgt / kind / name, tmp_path / kind / name)
+    cfg = write_config(tmp_path, shared_models)
+    done = mattectl("eval", "--images", tmp_path / "images", "--alphas", tmp_path / "alphas",
+                    "--backend", "u2netp", "--config", cfg, "--json", tmp_path / "eval.json",
+                    "--finish", "lanczos,off,no-holes", "--finish", "lanczos,matting,holes")
+    assert done.returncode == 0, done.stderr
+    assert "holes" in done.stdout
+    means = json.loads((tmp_path / "eval.json").read_text())["means"]
+    raw = means["u2netp · lanczos · edges off · no fill"]
+    matted = means["u2netp · lanczos · edges matting · holes filled"]
+    assert matted["sad_image"] < 0.9 * raw["sad_image"]
+    assert matted["grad_image"] < 0.9 * raw["grad_image"]

@@ -121,7 +121,9 @@ def test_daemon_process_and_eval_give_the_same_cutout_and_decision(
         evaluated = tmp_path / "eval" / "preset-default" / f"{stem}.png"
         assert evaluated.read_bytes() == job.output_path.read_bytes()
         crop = " on a crop" if job.decision["crop"] else ""
-        assert scored[stem]["rule"] == f"rule {job.decision['rule']}: {job.model}{crop}"
+        assert job.confidence is not None  # and eval reports the daemon's own figure
+        assert scored[stem]["rule"] == (f"rule {job.decision['rule']}: {job.model}{crop}, "
+                                        f"confidence {job.confidence:.2f}")
 
 
 def test_rules_import_no_framework_backend_or_store() -> None:

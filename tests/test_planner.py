@@ -6,6 +6,7 @@ unavailable here: exactly the fallback a studio without those models gets.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import threading
@@ -23,7 +24,7 @@ from mattectl.config import Settings
 from mattectl.imageio.options import OutputFormat
 from mattectl.jobs.worker import JobWorker
 from mattectl.matting.pipeline import PhotoPipeline
-from mattectl.matting.planner import RulePlanner, cut, paste_alpha
+from mattectl.matting.planner import FolderRules, RulePlanner
 from mattectl.rules.facts import Box
 from mattectl.rules.report import describe
 from mattectl.store.repository import Job, JobRepository, NewJob
@@ -92,6 +93,7 @@ def test_a_rules_folder_records_the_decision_on_the_job(
     assert job.model == "u2netp"
     assert job.inference_ms
     assert job.inference_ms > 0
+    assert job.confidence is not None and 0 < job.confidence <= 1
     with Image.open(job.output_path) as cutout:
         assert cutout.mode == "RGBA"
         assert cutout.size == (job.width, job.height)
@@ -266,16 +268,58 @@ def test_a_rule_writes_its_own_format_and_background_over_the_folders(
     assert np.abs(flat[solid] - BRAND).mean() > 40
 
 
-def test_paste_alpha_puts_the_crop_back_and_clears_the_rest() -> None:
-    rgb = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
-    box = Box(2, 1, 5, 4)
-    piece = cut(rgb, box)
-    assert piece.shape == (3, 3, 3)
-    assert piece.flags["C_CONTIGUOUS"]
-    assert (piece == rgb[1:4, 2:5]).all()
-    full = paste_alpha(np.full((3, 3), 0.5, np.float32), box, 8, 6)
-    assert full.dtype == np.float32
-    assert full.sum() == pytest.approx(9 * 0.5)
-    assert (full[1:4, 2:5] == 0.5).all()
-    with pytest.raises(ValueError, match="does not fit"):
-        paste_alpha(np.zeros((2, 2), np.float32), box, 8, 6)
+def test_a_crop_that_saw_only_the_upper_body_still_keeps_the_whole_person(
+        tmp_path, make_settings, human_photos) -> None:
+    # Real dancers pasted small into a wide frame; the crop is cut to the top third of the
+    # probe's box, as a probe that lost the legs against the background would have it.
+    rgb = np.asarray(Image.open(photo(human_photos, "Two_dancers.jpg")).convert("RGB"))
+    h, w = rgb.shape[:2]
+    canvas = np.full((3 * h, 3 * w, 3), 200, np.uint8)
+    canvas[h:2 * h, w:2 * w] = rgb
+    settings = make_settings()
+    models = ModelCache(settings.models, settings.models_dir)
+    try:
+        planner = RulePlanner.create(models, None)
+        explained = planner.explain(canvas, FolderRules("default", "t"), "wide.png")
+        box = explained.decision.crop
+        assert box is not None
+        top = Box(box.x0, box.y0, box.x1, box.y0 + box.height // 3)
+        cut_short = dataclasses.replace(explained, decision=dataclasses.replace(
+            explained.decision, crop=top))
+        whole = planner.run(canvas, explained).alpha  # the crop around the whole person
+        matte = planner.run(canvas, cut_short)
+    finally:
+        models.unload_all()
+    below = (slice(top.y1 + 1, box.y1), slice(box.x0, box.x1))  # legs: outside the first crop
+    legs = np.count_nonzero(whole[below] >= 0.5)
+    assert legs > 1000
+    assert np.count_nonzero(matte.alpha[below] >= 0.5) >= 0.8 * legs  # the old crop had none
+    check = matte.decision["crop_check"]
+    assert check["touched"][0]  # the first crop's alpha reached its border
+    assert check["rounds"] >= 2 or check["whole_frame"]
+    assert matte.decision["crop"] == top.as_list()  # the decision as taken, then the check
+
+
+def test_a_low_confidence_photo_asks_the_rules_second_model(
+        tmp_path, make_settings, human_photos) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "careful.toml").write_text(
+        '[[rules]]\nname = "any"\nmodel = "u2netp"\n'
+        'second_opinion = { below = 1.0, model = "u2net" }\n')  # every photo is below 1.0
+    settings = make_settings()
+    models = ModelCache(settings.models, settings.models_dir)
+    rgb = np.asarray(Image.open(photo(human_photos, PORTRAIT)).convert("RGB"))
+    try:
+        planner = RulePlanner.create(models, rules)
+        matte = planner.matte(rgb, FolderRules("careful", "t"), PORTRAIT)
+    finally:
+        models.unload_all()
+    second = matte.decision["second_opinion"]
+    # u2net is not installed here: the first alpha stays, and the job says why.
+    assert (second["model"], second["kept"], second["first"]) == ("u2net", "first",
+                                                                   matte.confidence)
+    assert "u2net" in second["note"]
+    assert matte.model == "u2netp"
+    assert any(label == "second opinion" and "kept the first alpha" in text
+               for label, text in describe(matte.decision))

@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from mattectl.rules.crop import MAX_CROP_SHARE, crop_box
+from mattectl.rules.crop import MAX_CROP_SHARE, crop_box, grow, open_sides, squared
 from mattectl.rules.facts import Box
 
 from .support import REPO_ROOT
@@ -26,6 +26,20 @@ def test_no_crop_when_it_would_keep_most_of_the_frame() -> None:
     assert crop_box(Box(0, 0, 900, 900), 1000, 1000, 0.0) is None
     side = int(1000 * MAX_CROP_SHARE**0.5)
     assert crop_box(Box(0, 0, side, side), 1000, 1000, 0.0) is not None
+
+
+def test_a_crop_is_squared_within_the_frame() -> None:
+    assert squared(Box(100, 100, 140, 200), 1000, 1000) == Box(70, 100, 170, 200)
+    assert squared(Box(0, 100, 40, 200), 1000, 1000) == Box(0, 100, 100, 200)  # shifted in
+    assert squared(Box(10, 0, 990, 100), 1000, 300) == Box(10, 0, 990, 300)  # clipped
+    assert squared(Box(100, 100, 140, 200), 1000, 1000, max_aspect=2) == Box(95, 100, 145, 200)
+
+
+def test_only_sides_inside_the_frame_can_grow() -> None:
+    box = Box(0, 100, 200, 300)
+    assert open_sides(box, 1000, 300) == ("top", "right")
+    assert grow(box, ("top", "right"), 1000, 300, 0.5) == Box(0, 0, 300, 300)
+    assert grow(box, ("right",), 250, 300, 1.0) == Box(0, 100, 250, 300)
 
 
 @pytest.fixture(scope="module")

@@ -102,6 +102,12 @@ def test_model_names_are_checked_only_against_a_catalog_given(tmp_path: Path) ->
      "trim_margin needs trim = true"),
     ((CROP, CROP + OUTPUT), "rules[0].output", "an empty output table"),
     ((CROP, CROP + "\noutput = 'jpeg'"), "rules[0].output", "valid dictionary"),
+    ((CROP, CROP + '\nsecond_opinion = { below = 1.5, model = "u2net" }'),
+     "rules[0].second_opinion.below", "less than or equal to 1"),
+    ((CROP, CROP + '\nsecond_opinion = { below = 0.5, model = "u3net" }'),
+     "rules[0].second_opinion.model", "u3net"),
+    ((CROP, CROP + '\nsecond_opinion = { below = 0.5 }'),
+     "rules[0].second_opinion.model", "required key is missing"),
 ])
 def test_invalid_presets_are_reported_by_key(tmp_path: Path, change: tuple[str, str],
                                              key: str, message: str) -> None:

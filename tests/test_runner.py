@@ -59,7 +59,7 @@ def test_a_bad_pair_fails_alone_and_the_rest_is_scored(tmp_path: Path) -> None:
     backends = {"keyer": ColourRuleBackend("keyer", 3)}
     results = {r.sample.name: r for r in evaluate(samples, backends)}
 
-    assert "truth is 10x10 but the photo is 30x20" in results["wrong-size"].error
+    assert "the truth is 10x10 but its photo is 30x20" in results["wrong-size"].error
     assert "broken.png" in results["broken"].error
     scored = [r for r in results.values() if r.error is None]
     assert len(scored) == 2
@@ -100,3 +100,31 @@ def test_models_are_checked_before_any_work(tmp_path: Path, shared_models: Path)
                                      "paths": {"u2netp": str(tmp_path / "gone.pth")}}})
     with pytest.raises(ModelUnavailableError, match="no model is installed"):
         choose_models(ModelCache(empty.models, empty.models_dir), None)
+
+
+def test_each_kind_of_truth_is_scored_as_the_matte_it_holds(tmp_path: Path) -> None:
+    # One photo, one matte, the truth shipped three ways: every reading scores the same, and
+    # each result says how its truth was read.
+    rng = np.random.default_rng(7)
+    photo = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    matte = np.zeros((24, 32), np.uint8)
+    matte[6:18, 8:24] = 255
+    matte[6:18, 8] = 128
+    opaque = np.full_like(matte, 255)
+    shipped = {"grey": matte,
+               "cutout": np.dstack([photo, matte]),
+               "opaque": np.dstack([np.repeat(matte[:, :, None], 3, axis=2), opaque])}
+    for name, truth in shipped.items():
+        save(tmp_path / "images" / f"{name}.png", photo)
+        save(tmp_path / "alphas" / f"{name}.png", truth)
+    samples = find_samples(tmp_path / "images", tmp_path / "alphas")
+    results = {r.sample.name: r for r in evaluate(samples, {"keyer": ColourRuleBackend("k", 3)})}
+    assert {n: r.truth_reading for n, r in results.items()} == {
+        "cutout": "alpha channel", "grey": "grey matte",
+        "opaque": "grey channels (alpha channel opaque)"}
+    mae = {n: r.value("keyer", "mae_image") for n, r in results.items()}
+    assert mae["opaque"] == pytest.approx(mae["grey"])
+    assert mae["cutout"] == pytest.approx(mae["grey"])
+    data = summary.to_json(list(results.values()), ["keyer"], {"keyer": "cpu"})
+    assert {i["name"]: i["truth_reading"] for i in data["images"]}["opaque"] == (
+        "grey channels (alpha channel opaque)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.cli.common import ConfigOption, console, err_console, load_settings_or_defaults
 from mattectl.errors import ExitCode
 from mattectl.evaluation import summary
+from mattectl.evaluation.finish import finish_matters
 from mattectl.evaluation.metrics import METRICS, Region
 from mattectl.evaluation.presets import PresetMatter
 from mattectl.evaluation.report import render, write_report
@@ -41,7 +44,10 @@ def _images_table(results: list[ImageResult], backends: list[str], region: Regio
                 table.add_row(result.sample.name, b, f"[red]{score.error}[/]")
                 continue
             label = f"{b}\n{score.rule}" if score.rule else b
-            table.add_row(result.sample.name, label,
+            image = result.sample.name
+            if b == backends[0] and result.truth_reading:
+                image += f"\n(truth: {result.truth_reading})"
+            table.add_row(image, label,
                           *(f"{score.metrics[k]:.4g}" for k in _keys(region)),
                           f"{score.inference_ms:.0f}")
     return table
@@ -49,12 +55,12 @@ def _images_table(results: list[ImageResult], backends: list[str], region: Regio
 
 def _means_table(title: str, rows: dict[str, dict[str, float]], region: Region) -> Table:
     table = Table(title=f"{title}, region {region}")
-    for column in ("", "images", *(m.label for m in METRICS.values()), "ms"):
+    for column in ("", "images", *(m.label for m in METRICS.values()), "holes", "ms"):
         table.add_column(column, justify="left" if not column else "right")
     for name, means in rows.items():
         table.add_row(name, f"{means['images']:.0f}",
                       *(f"{means[k]:.4g}" for k in _keys(region)),
-                      f"{means['inference_ms']:.0f}")
+                      f"{means.get('holes', 0):.0f}", f"{means['inference_ms']:.0f}")
     return table
 
 
@@ -69,6 +75,8 @@ def _save_cutouts(folder: Path, result: ImageResult, matters: dict[str, Any]) ->
 def _legend() -> str:
     lines = ["regions: image = every pixel; band = truth strictly between 0 and 1 (n/a: empty)"]
     lines += [f"{info.label}: {info.unit}" for info in METRICS.values()]
+    lines.append("holes: interior holes, summed over the images (regions of 16+ pixels where "
+                 "the truth is opaque, 3 pixels in, and the prediction under 0.5)")
     return "\n".join(lines)
 
 
@@ -87,13 +95,24 @@ def eval_command(
         "with that preset writes.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")]
     = None,
+    finish: Annotated[list[str] | None, typer.Option(
+        "--finish", "-f", help="Score each model's alpha as a folder finishes it: a resampling "
+        "(official, lanczos), an edge mode (matting, guided, clean, off) and holes or no-holes, "
+        "comma-separated (left out: the config's resample, matting, holes); repeat for several "
+        "side by side; 'grid' for all of them.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Score each model's alpha against the truth: SAD, MSE, MAE, Grad, Conn."""
+    """Score each model's alpha against the truth: SAD, MSE, MAE, Grad, Conn, interior holes."""
     settings = load_settings_or_defaults(config)
     models = ModelCache(settings.models, settings.models_dir)
     backends: dict[str, Any] = {}
-    if backend or not preset:
+    extra_caches: list[ModelCache] = []
+    if finish:
+        for name in choose_models(models, backend):
+            matters, caches = finish_matters(settings.models, settings.models_dir, name, finish)
+            backends.update(matters)
+            extra_caches += caches
+    elif backend or not preset:
         backends.update({name: models.get(name) for name in choose_models(models, backend)})
     if preset:
         planner = RulePlanner.create(models, settings.daemon.rules_dir)
@@ -107,7 +126,9 @@ def eval_command(
     names = list(backends)
     samples = find_samples(images, alphas)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with closing_models(models), Progress(*columns, console=err_console) as progress:
+    with ExitStack() as stack, Progress(*columns, console=err_console) as progress:
+        for cache in (models, *extra_caches):
+            stack.enter_context(closing_models(cache))
         task = progress.add_task("evaluating", total=len(samples))
         def done(result: ImageResult) -> None:
             if cutouts is not None:
@@ -127,6 +148,10 @@ def eval_command(
                 for value, m in summary.group_means(results, b, tag).items()}
         console.print(_means_table(f"means by {tag}", rows, Region.IMAGE))
     console.print(_legend(), highlight=False)
+    readings = Counter(r.truth_reading for r in results if r.truth_reading)
+    if readings:
+        console.print("truth read as: " + ", ".join(f"{n} x {how}" for how, n in
+                                                     readings.most_common()), highlight=False)
     if json_out:
         data = summary.to_json(results, names, devices)
         write_file(json_out, json.dumps(data, indent=1).encode(), "overwrite")

@@ -17,6 +17,7 @@ from mattectl.cli.common import (
 )
 from mattectl.cli.output import Column, Fit, PathCell, print_table
 from mattectl.errors import ExitCode
+from mattectl.matting.confidence import LOW_CONFIDENCE
 from mattectl.rules.report import describe
 from mattectl.store.status import JobStatus
 
@@ -74,6 +75,10 @@ def show(job_id: int, config: ConfigOption = None, as_json: JsonOption = False) 
     for key, value in data.items():
         if key == "decision" and value:
             _show_decision(value, width)
+            continue
+        if key == "confidence" and value is not None:
+            low = " (low: check the cutout)" if value < LOW_CONFIDENCE else ""
+            console.print(f"{key:<{width}}  {value:.3f}{low}", highlight=False)
             continue
         shown = "-" if value is None else f"{value:.1f}" if isinstance(value, float) else value
         console.print(f"{key:<{width}}  {shown}", highlight=False)

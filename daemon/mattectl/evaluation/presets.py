@@ -35,7 +35,8 @@ class PresetMatter:
         cutout = self.pipeline.run(Photo(name, data), self.recipe)
         decision = cutout.decision or {}
         crop = " on a crop" if decision.get("crop") else ""
-        self.last_rule = f"rule {decision.get('rule')}: {cutout.model}{crop}"
+        sure = "" if cutout.confidence is None else f", confidence {cutout.confidence:.2f}"
+        self.last_rule = f"rule {decision.get('rule')}: {cutout.model}{crop}{sure}"
         self.device = cutout.device
         self.last_cutout = cutout
         return decode_matte(cutout.data, name=name)

@@ -96,7 +96,9 @@ def _image_article(rank: int, result: ImageResult, backends: Sequence[str]) -> s
     tags = ", ".join(f"{k}: {v}" for k, v in sorted(result.sample.tags.items()))
     head = (f'<article id="image-{rank}"><h3>{rank}. {escape(result.sample.name)}</h3>'
             f'<p class="legend">{result.width}x{result.height}'
-            f"{' · ' + escape(tags) if tags else ''}</p>")
+            f"{' · ' + escape(tags) if tags else ''}"
+            f"{' · truth read as ' + escape(result.truth_reading) if result.truth_reading else ''}"
+            "</p>")
     if result.error:
         return head + f'<p class="error">{escape(result.error)}</p></article>'
     rows = []

@@ -23,8 +23,9 @@ from mattectl.errors import InputError, MattectlError, ModelUnavailableError
 from mattectl.evaluation import visual
 from mattectl.evaluation.dataset import load_rgb, read_tags
 from mattectl.evaluation.metrics import measure
-from mattectl.imageio.matte import decode_matte
+from mattectl.evaluation.truth import load_truth
 from mattectl.imageio.preview import encode_jpeg, fit_size, resize
+from mattectl.imageio.refine import interior_holes
 from mattectl.watch.filters import ignore_reason
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ImageResult:
     scores: dict[str, Score] = field(default_factory=dict)
     previews: Previews | None = None
     error: str | None = None  # the photo or its truth could not be used
+    truth_reading: str | None = None  # how the truth file was read (see evaluation.truth)
 
     def value(self, backend: str, key: str) -> float:
         score = self.scores.get(backend)
@@ -128,13 +130,11 @@ def find_samples(images: Path, alphas: Path) -> list[Sample]:
     return [Sample(p.stem, p, truths[p.stem], tags.get(p.stem, {})) for p in photos]
 
 
-def _load(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+def _load(sample: Sample) -> tuple[np.ndarray, np.ndarray, str]:
     rgb = load_rgb(sample.image)
-    truth = decode_matte(sample.alpha.read_bytes(), name=str(sample.alpha))
-    if truth.shape != rgb.shape[:2]:
-        raise InputError(f"{sample.alpha.name}: truth is {truth.shape[1]}x{truth.shape[0]} but "
-                         f"the photo is {rgb.shape[1]}x{rgb.shape[0]}")
-    return rgb, truth
+    truth = load_truth(sample.alpha.read_bytes(), name=sample.alpha.name,
+                       width=rgb.shape[1], height=rgb.shape[0])
+    return rgb, truth.alpha, str(truth.reading)
 
 
 class _PreviewMaker:
@@ -170,14 +170,16 @@ def _score(backend: Matter, sample: Sample, rgb: np.ndarray,
     except MattectlError as exc:
         return Score({}, 0.0, str(exc), getattr(backend, "last_rule", None)), None
     elapsed = (time.perf_counter() - start) * 1000
-    return Score(measure(alpha, truth), elapsed, rule=getattr(backend, "last_rule", None)), alpha
+    metrics = measure(alpha, truth)
+    metrics["holes"] = float(interior_holes(alpha, truth))
+    return Score(metrics, elapsed, rule=getattr(backend, "last_rule", None)), alpha
 
 
 def evaluate_one(sample: Sample, backends: Mapping[str, Matter],
                  preview_side: int = PREVIEW_SIDE) -> ImageResult:
     """Every backend on one photo, scored against its truth, with previews."""
     try:
-        rgb, truth = _load(sample)
+        rgb, truth, reading = _load(sample)
     except (MattectlError, OSError) as exc:
         return ImageResult(sample, error=str(exc))
     previews = _PreviewMaker(rgb, truth, preview_side)
@@ -186,7 +188,8 @@ def evaluate_one(sample: Sample, backends: Mapping[str, Matter],
         scores[name], alpha = _score(backend, sample, rgb, truth)
         if alpha is not None:
             previews.add(name, alpha)
-    return ImageResult(sample, rgb.shape[1], rgb.shape[0], scores, previews.done())
+    return ImageResult(sample, rgb.shape[1], rgb.shape[0], scores, previews.done(),
+                       truth_reading=reading)
 
 
 def evaluate(samples: Sequence[Sample], backends: Mapping[str, Matter], *,

@@ -25,6 +25,7 @@ def mean_scores(results: Sequence[ImageResult], backend: str) -> dict[str, float
         values = [s.metrics[key] for s in scored if not math.isnan(s.metrics[key])]
         out[key] = float(np.mean(values)) if values else math.nan
     out["inference_ms"] = float(np.mean([s.inference_ms for s in scored])) if scored else math.nan
+    out["holes"] = float(sum(s.metrics.get("holes", 0) for s in scored))  # summed, not a mean
     return out
 
 
@@ -74,6 +75,7 @@ def to_json(results: Sequence[ImageResult], backends: Sequence[str],
         "images": [{
             "name": r.sample.name, "image": str(r.sample.image), "truth": str(r.sample.alpha),
             "width": r.width, "height": r.height, "tags": r.sample.tags, "error": r.error,
+            "truth_reading": r.truth_reading,
             "scores": {b: {"error": s.error, "inference_ms": round(s.inference_ms, 1),
                            **({"rule": s.rule} if s.rule else {}),
                            **{k: _clean(v) for k, v in s.metrics.items()}}

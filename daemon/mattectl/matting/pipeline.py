@@ -22,6 +22,7 @@ from mattectl.errors import InputError
 from mattectl.imageio import write as output
 from mattectl.imageio.options import OutputOptions
 from mattectl.imageio.read import DecodedImage, decode, read_header
+from mattectl.matting.confidence import confidence
 from mattectl.matting.memory import Lease, MemoryBudget
 from mattectl.matting.planner import FolderRules, Matte, RulePlanner
 from mattectl.matting.stages import ms_since
@@ -75,6 +76,7 @@ class Cutout:
     options: OutputOptions  # what it was written with (a rule's output settings applied)
     decision: dict[str, Any] | None = None  # the rules' decision, when rules chose the model
     precision: str | None = None  # the number format the model ran in
+    confidence: float | None = None  # 0..1, how sure the model was (matting.confidence)
 
     @property
     def extension(self) -> str:
@@ -157,7 +159,8 @@ class PhotoPipeline:
         alphas = backend.predict_batch([d.image.rgb for d in batch])
         ms = ms_since(start)
         return [Matte(alpha, model, device, ms, None, backend.spec.input_size,
-                      precision=backend.precision) for alpha in alphas]
+                      precision=backend.precision, confidence=confidence(alpha))
+                for alpha in alphas]
 
     def finish(self, decoded: Decoded, matte: Matte, recipe: Recipe) -> Cutout:
         """Clean edges and the encoded file, as the folder (or the deciding rule) asks."""
@@ -174,7 +177,7 @@ class PhotoPipeline:
             decoded.release()
         return Cutout(encoded.data, image.width, image.height, matte.model, matte.device,
                       decoded.ms, matte.inference_ms, ms_since(start), refine_ms, options,
-                      matte.decision, matte.precision)
+                      matte.decision, matte.precision, matte.confidence)
 
 
 def _read(photo: Photo) -> bytes:

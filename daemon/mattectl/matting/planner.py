@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mattectl.backends.base import MattingBackend
 from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS
 from mattectl.backends.probe import PROBE_MODELS, SubjectProbe, expand, probe
 from mattectl.backends.u2net_processing import Resample
 from mattectl.config import WatchConfig
 from mattectl.errors import BackendError, ConfigError, ModelUnavailableError, RuleBlockedError
+from mattectl.matting.confidence import confidence
+from mattectl.matting.cropcheck import CropCheck, matte_crop
 from mattectl.matting.latency import LatencyTracker, SampleSource
 from mattectl.rules.engine import Decision, decide
 from mattectl.rules.facts import Box, ImageFacts, ModelFacts, Subject
@@ -75,6 +78,7 @@ class Matte:
     # matted at 320 px gives a finer alpha than the whole frame at 320 px); None: full resolution
     output: RuleOutput | None = None  # the deciding rule's output settings, over the folder's
     precision: str | None = None  # the number format the model ran in
+    confidence: float | None = None  # 0..1, how sure the model was (matting.confidence)
 
 
 class RulePlanner:
@@ -175,7 +179,7 @@ class RulePlanner:
             if decision.blocked or decision.model is None:
                 raise RuleBlockedError(decision.blocked or "no model", explained.record())
             try:
-                return self.run(rgb, explained)
+                return self._second_opinion(rgb, explained, self.run(rgb, explained))
             except ModelUnavailableError as exc:
                 logger.warning("%s: %s cannot run (%s); deciding again without it", rel_path,
                                decision.model, exc)
@@ -195,36 +199,75 @@ class RulePlanner:
         height, width = rgb.shape[:2]
         start = time.perf_counter()
         reused = False
-        if decision.crop is not None:
-            alpha = paste_alpha(backend.predict(cut(rgb, decision.crop)), decision.crop,
-                                width, height)
+        box, checked = decision.crop, None
+        if box is not None:
+            alpha, checked = self._matte_crop(rgb, box, backend, probe)
+            box = checked.box
         elif probe is not None and probe.model == decision.model:
             alpha = expand(probe.mask, width, height, self.resample)
             reused = True
         else:
             alpha = backend.predict(rgb)
         ms = (time.perf_counter() - start) * 1000.0 + (probe.ms if reused and probe else 0.0)
-        return Matte(alpha, decision.model, device, ms, explained.record(reused_probe=reused),
-                     _model_side(backend.spec.input_size, decision.crop, width, height),
-                     decision.output, backend.precision)
+        record = explained.record(reused_probe=reused)
+        if checked is not None:
+            record["crop_check"] = checked.record()
+        # The probe is a second, independent view of the frame unless it is this very alpha.
+        second = probe.mask if probe is not None and not reused else None
+        return Matte(alpha, decision.model, device, ms, record,
+                     _model_side(backend.spec.input_size, box, width, height),
+                     decision.output, backend.precision, confidence(alpha, second))
+
+    def _second_opinion(self, rgb: np.ndarray, explained: Explained, first: Matte) -> Matte:
+        """The rule's second model on the whole frame, when the first was unsure of the photo
+        (``second_opinion`` in the rule); the surer of the two alphas is kept. A second model
+        that cannot run leaves the first alpha, with the reason recorded."""
+        wanted = explained.decision.second_opinion
+        if wanted is None or first.confidence is None or first.confidence >= wanted.below:
+            return first
+        record = {"model": wanted.model, "below": wanted.below, "first": first.confidence}
+        ok, reason = self.availability(wanted.model)
+        if wanted.model == first.model or not ok:
+            note = "the same model" if ok else reason
+            return replace(first, decision={**first.decision, "second_opinion": {
+                **record, "kept": "first", "note": note}})
+        backend = self.models.get(wanted.model)
+        try:
+            device = backend.load()
+            start = time.perf_counter()
+            alpha = backend.predict(rgb)
+            ms = (time.perf_counter() - start) * 1000.0
+        except (ModelUnavailableError, BackendError) as exc:
+            logger.warning("second opinion from %s failed: %s", wanted.model, exc)
+            return replace(first, decision={**first.decision, "second_opinion": {
+                **record, "kept": "first", "note": str(exc)}})
+        probe = explained.probe
+        second = confidence(alpha, probe.mask if probe is not None else None)
+        record.update(second=second, ms=round(ms, 1))
+        if second <= first.confidence:
+            return replace(first, decision={**first.decision, "second_opinion": {
+                **record, "kept": "first"}})
+        return Matte(alpha, wanted.model, device, first.inference_ms + ms,
+                     {**first.decision, "second_opinion": {**record, "kept": "second"}},
+                     backend.spec.input_size, first.output, backend.precision, second)
+
+    def _matte_crop(self, rgb: np.ndarray, box: Box, backend: MattingBackend,
+                    probe: SubjectProbe | None) -> tuple[np.ndarray, CropCheck]:
+        """The crop pass, checked so that it never cuts the subject (see matting.cropcheck);
+        the probe's mask is the full-frame pass it is merged with."""
+        height, width = rgb.shape[:2]
+        if probe is None:  # a crop comes from the probe's box; without it, nothing to merge
+            full = np.zeros((height, width), np.float32)
+        else:
+            full = expand(probe.mask, width, height, self.resample)
+
+        # The whole frame, when the crop does not pay, is a real pass of the model: the
+        # probe's mask, made from an 8-bit shrunk frame, can differ from it on hard photos.
+        return matte_crop(backend.predict, rgb, box, full, lambda: backend.predict(rgb))
 
 
 def _subject(found: SubjectProbe) -> Subject:
     return Subject(found.fraction, Box(*found.box) if found.box else None)
-
-
-def cut(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """The crop of an ``HxWx3`` image, as a contiguous array (what backends expect)."""
-    return np.ascontiguousarray(rgb[box.y0:box.y1, box.x0:box.x1])
-
-
-def paste_alpha(alpha: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
-    """The crop's alpha placed into a transparent ``height x width`` float32 frame."""
-    if alpha.shape != (box.height, box.width):
-        raise ValueError(f"alpha {alpha.shape} does not fit box {box}")
-    full = np.zeros((height, width), dtype=np.float32)
-    full[box.y0:box.y1, box.x0:box.x1] = alpha
-    return full
 
 
 def _model_side(input_size: int | None, crop: Box | None, width: int, height: int

@@ -17,7 +17,14 @@ from typing import Any
 
 from mattectl.rules.crop import crop_box
 from mattectl.rules.facts import Box, ImageFacts
-from mattectl.rules.schema import Conditions, Rule, RuleOutput, RuleSet, glob_matches
+from mattectl.rules.schema import (
+    Conditions,
+    Rule,
+    RuleOutput,
+    RuleSet,
+    SecondOpinion,
+    glob_matches,
+)
 
 
 class Outcome(StrEnum):
@@ -52,6 +59,7 @@ class Decision:
     fallback: bool  # the first rule that applied did not get its first model
     blocked: str | None = None
     output: RuleOutput | None = None
+    second_opinion: SecondOpinion | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +67,8 @@ class Decision:
             "crop": self.crop.as_list() if self.crop else None, "why": self.why,
             "notes": list(self.notes), "fallback": self.fallback, "blocked": self.blocked,
             "output": self.output.to_dict() if self.output else None,
+            "second_opinion": (self.second_opinion.model_dump(mode="json")
+                               if self.second_opinion else None),
             "trace": [{"rule": t.rule, "outcome": str(t.outcome), "detail": t.detail}
                       for t in self.trace],
         }
@@ -215,7 +225,8 @@ def decide(facts: ImageFacts, ruleset: RuleSet, preset: str = "?") -> Decision:
                   for r in ruleset.rules[index + 1:]]
         fallback = any(t.outcome in (Outcome.UNAVAILABLE, Outcome.OVER_BUDGET) for t in trace)
         return Decision(preset, rule.name, model, box, why, tuple(notes + crop_notes),
-                        tuple(trace), fallback or model != rule.model, output=rule.output)
+                        tuple(trace), fallback or model != rule.model, output=rule.output,
+                        second_opinion=rule.second_opinion)
     model, why = _last_resort(facts)
     return Decision(preset, None, model, None, why, tuple(notes), tuple(trace), True,
                     blocked=None if model else why)

@@ -37,6 +37,27 @@ def _trace(record: dict[str, Any]) -> list[str]:
             for i, t in enumerate(record.get("trace", []), start=1)]
 
 
+def _crop_check(check: dict[str, Any]) -> str:
+    touched = [", ".join(sides) for sides in check.get("touched", []) if sides]
+    passes = f"{check.get('rounds')} crop pass(es)"
+    if touched:
+        passes += f"; the subject touched the crop's {' then '.join(touched)} border"
+    if check.get("whole_frame"):
+        return passes + "; the whole frame was matted instead"
+    merged = check.get("merged_px") or 0
+    tail = f"; {merged} px taken from the full-frame pass" if merged else ""
+    return f"{passes}; matted on {_box(check.get('box'))}{tail}"
+
+
+def _second_opinion(second: dict[str, Any]) -> str:
+    text = (f"confidence {second['first']:.2f} under {second['below']:.2f}: "
+            f"{second['model']} asked")
+    if "second" in second:
+        text += f", confidence {second['second']:.2f}"
+    text += f"; kept the {second.get('kept')} alpha"
+    return text + (f" ({second['note']})" if second.get("note") else "")
+
+
 def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
     """``(label, text)`` rows; a label is empty on continuation rows."""
     rows: list[tuple[str, str]] = []
@@ -70,6 +91,12 @@ def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
     if probe:
         add("probe", [f"{probe['model']} in {probe['ms']:.0f} ms"
                       f"{', its mask reused as the cutout' if probe.get('reused') else ''}"])
+    check = record.get("crop_check")
+    if check:
+        add("crop check", [_crop_check(check)])
+    second = record.get("second_opinion")
+    if second and "first" in second:
+        add("second opinion", [_second_opinion(second)])
     add("rules", _trace(record))
     if record.get("preset_file"):
         add("preset", [f"{record['preset_file']} (sha256 {record.get('preset_sha256')})"])

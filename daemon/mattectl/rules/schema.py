@@ -186,6 +186,15 @@ def output_text(keys: dict[str, Any]) -> str:
                      for key, value in ranked)
 
 
+class SecondOpinion(_Strict):
+    """A second model for the photos the first one was unsure of."""
+
+    below: float = Field(gt=0, le=1, description="A confidence (0..1, see `mattectl jobs "
+                         "show`) under which the photo is matted again by `model`.")
+    model: ModelName = Field(description="The second model, on the whole frame; the alpha "
+                                         "with the higher confidence is kept.")
+
+
 class Rule(_Strict):
     name: str = Field(description="Unique within the preset; shown in decisions.")
     description: str = Field("", description="Why this rule exists; shown in decisions.")
@@ -205,6 +214,9 @@ class Rule(_Strict):
     output: RuleOutput | None = Field(
         None, description="How this rule's photos are written, over the folder's output "
                           "settings (those not given here stay the folder's).")
+    second_opinion: SecondOpinion | None = Field(
+        None, description="When the chosen model's confidence in a photo is under `below`, "
+                          "matte it again with `model` and keep the surer alpha.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
