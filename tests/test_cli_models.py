@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -115,3 +116,21 @@ def test_import_bshm_and_offline_pull_without_cache(config: Path, tmp_path: Path
     assert code == 1
     assert "not in any ModelScope cache" in out
     assert no_network == []
+
+
+@pytest.mark.slow
+def test_export_onnx_writes_the_weights_the_daemon_loads(config: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="exporting needs the onnx package (the bench extra)")
+    ort = pytest.importorskip("onnxruntime", reason="reading the export needs onnxruntime")
+    out = tmp_path / "export" / "u2netp.onnx"
+    code, text = models(config, "export-onnx", str(out))
+    assert code == 0, text
+    flat = "".join(text.split())  # the line wraps at 80 columns, long paths included
+    assert f"{need(U2NETP_WEIGHTS)}(package)exportedto{out}" in flat
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    d0 = session.run(["d0"], {"input.1": np.zeros((1, 3, 320, 320), np.float32)})[0]
+    assert d0.shape == (1, 1, 320, 320)
+    code, text = models(config, "export-onnx", str(tmp_path / "bshm.onnx"), "--model", "bshm")
+    assert code == 2
+    assert "only U²-Net models export" in text
+    assert not (tmp_path / "bshm.onnx").exists()

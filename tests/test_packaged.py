@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def test_the_shipped_file_is_the_one_the_catalog_describes_with_its_licence() ->
     assert "Xuebin Qin" in notice and "https://github.com/xuebinqin/U-2-Net" in notice
     assert SPEC.packaged.sha256 in (beside / "PROVENANCE.md").read_text()
     # Installed as package data (pyproject.toml), not only in a checkout.
-    assert 'mattectl = ["assets/*/*"]' in (REPO_ROOT / "pyproject.toml").read_text()
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert "assets/*/*" in project["tool"]["setuptools"]["package-data"]["mattectl"]
 
 
 def test_a_damaged_shipped_file_is_refused_at_load(monkeypatch: pytest.MonkeyPatch,

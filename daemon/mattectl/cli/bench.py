@@ -22,6 +22,7 @@ from mattectl.evaluation.dataset import load_rgb
 from mattectl.evaluation.report import render, write_report
 from mattectl.evaluation.runner import choose_models, find_photos
 from mattectl.fsutil import write_file
+from mattectl.imageio.options import EdgeMode
 
 
 def _thread_counts(text: str | None) -> tuple[int, ...]:
@@ -101,10 +102,11 @@ def _bench_precisions(settings: Settings, backend: list[str] | None, formats: st
 
 def _bench_daemon(settings: Settings, backend: list[str] | None, images: Path | None,
                   sizes: str, count: int, rounds: int, workers: int, clean_edges: bool,
-                  json_out: Path | None) -> None:
+                  edges: str | None, json_out: Path | None) -> None:
     models = ModelCache(settings.models, settings.models_dir)
     (name,) = choose_models(models, (backend or ["u2netp"])[:1])
-    options = daemon_bench.DaemonBenchOptions(name, rounds, workers, clean_edges=clean_edges)
+    options = daemon_bench.DaemonBenchOptions(name, rounds, workers, clean_edges=clean_edges,
+                                               edges=edges)
     with tempfile.TemporaryDirectory(prefix="mattectl-bench-photos-") as tmp:
         photos = find_photos(images) if images else []
         if images and len(photos) < 2:
@@ -183,6 +185,8 @@ def bench(
         "--images, else synthetic at the first --sizes) into a `mattectl run` with this "
         "config's models, against a bare loop over the model, --rounds times.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="With --daemon: daemon.workers.")] = 2,
+    edges: Annotated[EdgeMode | None, typer.Option(
+        help="With --daemon: the folder's edges mode [default: the folder default].")] = None,
     precision: Annotated[str | None, typer.Option(
         "--precision", help="Compare number formats instead (e.g. float32,bfloat16; CUDA: "
         "float16): the forward pass alone with its GFLOP/s, and the whole predict at the "
@@ -196,7 +200,7 @@ def bench(
         return
     if daemon:
         _bench_daemon(settings, backend, images, sizes, count, rounds, workers, clean_edges,
-                      json_out)
+                      edges.value if edges else None, json_out)
         return
     models = ModelCache(settings.models, settings.models_dir)
     thread_counts = _thread_counts(threads)

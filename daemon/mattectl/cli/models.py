@@ -20,23 +20,24 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from mattectl.backends.cache import ModelCache
 from mattectl.backends.catalog import MODELS, Source
 from mattectl.cli.common import (
     ConfigOption,
     JsonOption,
     console,
     err_console,
+    job_log_if_any,
     load_settings_or_defaults,
 )
 from mattectl.cli.output import Column, Fit, PathCell, print_error, print_message, print_table
 from mattectl.config import Settings
-from mattectl.errors import ExitCode, MattectlError
+from mattectl.errors import ExitCode, MattectlError, ModelUnavailableError
 from mattectl.modelstore.download import TIMEOUT_S
 from mattectl.modelstore.manifest import Published
 from mattectl.modelstore.service import ModelStore, VerifyResult
 from mattectl.overview import daemon_state
 from mattectl.report import ModelReport
-from mattectl.store.repository import JobRepository
 
 app = typer.Typer(help="List, download, check and import model weights.", no_args_is_help=True)
 
@@ -74,11 +75,11 @@ def _known(name: str) -> str:
 
 def _running_models(settings: Settings) -> dict[str, ModelReport]:
     """What the running daemon reports about its models (nothing when it is not running)."""
-    if not settings.database_path.exists():
+    repo = job_log_if_any(settings)
+    if repo is None:
         return {}
-    repo = JobRepository.open(settings.database_path, writer=False)
-    try:
-        daemons = repo.daemons()
+    try:  # this workstation's daemon (a shared job log has the others' too)
+        daemons = [d for d in repo.daemons() if d.host == settings.host_name]
     finally:
         repo.close()
     if not daemons or daemon_state(daemons[0], settings.daemon.heartbeat_s)[0] != "running":
@@ -229,3 +230,28 @@ def verify(
         _render_verify(results)
     if not all(r.ok for r in results):
         raise typer.Exit(ExitCode.FAILURE)
+
+
+@app.command("export-onnx")
+def export_onnx(
+    out: Annotated[Path, typer.Argument(help="The ONNX file to write (replaced if it exists).")],
+    name: Annotated[str, typer.Option(
+        "--model", "-m", help="A U²-Net model.", autocompletion=_complete_model)] = "u2netp",
+    config: ConfigOption = None,
+) -> None:
+    """Export a U²-Net model's weights, the ones the daemon would load, to ONNX (float32, input
+    1x3x320x320 normalised, outputs d0..d6): for onnxruntime or rembg's `u2net_custom` model.
+    Needs the `onnx` package (the `bench` extra)."""
+    spec = MODELS[_known(name)]
+    if spec.backend != "u2net":
+        raise typer.BadParameter(f"'{name}' is a {spec.backend} model: only U²-Net models export")
+    settings = load_settings_or_defaults(config)
+    found = ModelCache(settings.models, settings.models_dir).availability(name)
+    if not found.ok or found.weights is None:
+        raise ModelUnavailableError(found.reason)
+    # torch is imported here, not when the CLI starts.
+    from mattectl.backends.u2net_onnx import export_onnx as export
+
+    exported = export(spec.variant, found.weights, out)
+    console.print(f"{name}: {found.weights} ({found.source}) exported to {exported.path} "
+                  f"({_size(exported.size)}, ONNX opset {exported.opset})", highlight=False)

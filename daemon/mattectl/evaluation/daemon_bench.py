@@ -46,6 +46,7 @@ class DaemonBenchOptions:
     workers: int = 2  # daemon.workers
     stability_s: float = 0.5
     clean_edges: bool = True
+    edges: str | None = None  # the folder's `edges` mode; None: the folder default
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def _config(root: Path, models: ModelsConfig, models_dir: Path,
         f'[models]\ndir = "{models_dir}"\nisolation = "{models.isolation}"\n{threads}\n'
         f'[[watch]]\nname = "bench"\ninput = "in"\noutput = "out"\nmodel = "{options.model}"\n'
         f"stability_s = {options.stability_s}\n"
-        f"clean_edges = {str(options.clean_edges).lower()}\n")
+        f"clean_edges = {str(options.clean_edges).lower()}\n"
+        + (f'edges = "{options.edges}"\n' if options.edges else ""))
     return path
 
 
