@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -88,3 +89,17 @@ def corrupt_an_index_page(db: Path) -> None:
     with db.open("r+b") as fh:
         fh.seek((page - 1) * 4096)
         fh.write(b"\xff" * 4096)
+
+
+def queue_photo(repo: Any, watch: Any, name: str, data: bytes) -> Any:
+    """Write ``data`` as ``name`` into ``watch``'s drop folder and queue its job in ``repo``, as
+    the intake would (a JobRepository and a WatchConfig; returns the Job)."""
+    from mattectl.store.repository import NewJob
+
+    path = watch.input / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    st = path.stat()
+    job, _ = repo.add(NewJob(watch.name, path, name, hashlib.sha256(data).hexdigest(),
+                             st.st_size, st.st_mtime_ns))
+    return job

@@ -19,11 +19,13 @@ from starlette.testclient import TestClient
 from mattectl.config import Settings
 from mattectl.overview import build_overview
 from mattectl.report import DaemonReport
-from mattectl.store.repository import Job, JobRepository, JobResult, NewJob
+from mattectl.store.repository import Job, JobRepository, JobResult
 from mattectl.store.status import JobStatus
 from mattectl.thumbnails import ThumbnailStore
 from mattectl.web import auth
 from mattectl.web.routes import CSP, LOOPBACK_NAMES, Studio, create_app
+
+from .support import queue_photo
 
 ORIGIN = "http://testserver"
 
@@ -43,14 +45,7 @@ class Page:
         self.woken += 1
 
     def drop(self, name: str, data: bytes) -> Job:
-        path = self.watch.input / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        st = path.stat()
-        job, _ = self.repo.add(NewJob(self.watch.name, path, name,
-                                      hashlib.sha256(data).hexdigest(), st.st_size,
-                                      st.st_mtime_ns))
-        return job
+        return queue_photo(self.repo, self.watch, name, data)
 
     def failed(self, name: str, reason: str) -> Job:
         job = self.drop(name, b"not a photo " + name.encode())

@@ -31,7 +31,7 @@ from mattectl.store.models import utcnow
 from mattectl.store.repository import Job, JobRepository, NewJob
 from mattectl.store.status import JobStatus
 
-from .support import wait_for
+from .support import queue_photo, wait_for
 
 
 class Harness:
@@ -47,14 +47,7 @@ class Harness:
                                 on_input_changed=lambda folder, path: self.changed.append(path))
 
     def drop(self, name: str, data: bytes) -> Job:
-        path = self.watch.input / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        st = path.stat()
-        job, _ = self.repo.add(NewJob(self.watch.name, path, name,
-                                      hashlib.sha256(data).hexdigest(), st.st_size,
-                                      st.st_mtime_ns))
-        return job
+        return queue_photo(self.repo, self.watch, name, data)
 
     def run_all(self) -> list[Job]:
         done = []
