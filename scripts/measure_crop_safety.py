@@ -11,7 +11,9 @@ the repository root:
         [--split held-out] [--per-subject 2] [--preset default] [--baseline u2netp]
 
 ``--unchecked`` runs the crop as it was before the crop check (one pass on the probe's box,
-pasted into an empty frame), for comparison.
+pasted into an empty frame), for comparison. The model passes the preset ran per photo (probe,
+crop passes, whole-frame fallbacks) are counted: the crop check's extra latency is the
+difference between a run with and one without ``--unchecked``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mattectl import config
+from mattectl.backends.base import MattingBackend
 from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.evaluation import crops, dataset
 from mattectl.matting import cropcheck
@@ -42,6 +45,19 @@ def unchecked(predict: cropcheck.Predict, rgb: np.ndarray, box: Box, full: np.nd
     alpha = np.zeros(rgb.shape[:2], np.float32)
     alpha[box.y0:box.y1, box.x0:box.x1] = predict(cropcheck.cut(rgb, box))
     return alpha, cropcheck.CropCheck(box, 1, ((),))
+
+
+def count_passes() -> list[int]:
+    """Count every model pass from now on (one counter for all backends)."""
+    count = [0]
+    predict = MattingBackend.predict
+
+    def counted(self: MattingBackend, rgb: np.ndarray) -> np.ndarray:
+        count[0] += 1
+        return predict(self, rgb)
+
+    MattingBackend.predict = counted  # type: ignore[method-assign]
+    return count
 
 
 def main() -> int:
@@ -70,10 +86,12 @@ def main() -> int:
     settings = config.parse({"models": {"dir": str(args.models)}})
     models = ModelCache(settings.models, settings.models_dir)
     planner = RulePlanner.create(models, None)
-    results = []
+    results, passes, count = [], [], count_passes()
     with closing_models(models):
         for item in crops.frames(subjects, backgrounds, scales, args.per_subject):
+            before = count[0]
             results.append(crops.measure(planner, args.preset, args.baseline, item))
+            passes.append(count[0] - before - 1)  # less the baseline's one whole-frame pass
             print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     print(f"preset {args.preset}{' (crop unchecked)' if args.unchecked else ''} against "
@@ -81,6 +99,10 @@ def main() -> int:
           f"backgrounds x {len(scales)} scales; IoU at alpha 0.5; resample "
           f"{settings.models.u2net.resample}")
     print(crops.table(results, args.preset, args.baseline))
+    cropped = [n for n, r in zip(passes, results, strict=True) if r.cropped]
+    print(f"\nmodel passes per photo of the preset: mean {np.mean(passes):.3f} over "
+          f"{len(passes)} photos; {np.mean(cropped) if cropped else 0:.3f} over the {len(cropped)} "
+          f"cropped ones (max {max(passes)})")
     print("\nconfidence against error (negative: a low confidence flags a bad alpha):")
     for split in ("tune", "held-out", "all"):
         chosen = [r for r in results if split in ("all", r.split)]

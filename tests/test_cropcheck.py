@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from mattectl.imageio.regions import parts
 from mattectl.matting.cropcheck import (
+    LARGE,
     CropCheck,
     connected_outside,
     crop_worse,
     cut,
+    lost_part,
     matte_crop,
     touched_sides,
 )
@@ -139,3 +142,55 @@ def test_a_crisp_crop_that_claims_more_than_the_full_frame_is_a_distractor_made_
     plant = np.maximum(rectangle * 0.7, person)  # the crop made the plant as big as the person
     assert not crop_worse(plant, person * 0.9, cuts=False)  # surer than a hesitant full frame
     assert crop_worse(plant, person, cuts=False)  # less sure and claims more: the full frame
+
+
+class Salient:
+    """A stand-in model that sees every red object in its crop but, like a saliency model, lets
+    an object more than twice as large outshine a smaller one."""
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        labels, areas = parts(rgb[:, :, 0] > 128, 0.5)
+        return (areas[labels] > 0).astype(np.float32)
+
+
+def test_a_grown_crop_that_latches_onto_a_larger_neighbour_gives_way_to_the_whole_frame() -> None:
+    # A person (20x100 px) beside a large animal (80x60 px) that the probe's box cut through:
+    # the first crop sees the person and part of the animal, which touches its left border; the
+    # grown crop sees the whole animal, which outshines the person.
+    rgb = person(90, 30, 110, 130)
+    rgb[70:130, 5:85, 0] = 255
+    full = (rgb[:, :, 0] > 128).astype(np.float32)  # the full frame sees both
+    whole = full.copy()
+    alpha, check = matte_crop(Salient(), rgb, Box(80, 25, 120, 135), full, lambda: whole)
+    assert check.touched[0] == ("left",)
+    assert check.rounds == 2
+    assert alpha is whole  # the old check kept the grown crop: the animal, without the person
+    assert check.box is None
+    assert check.why == "the grown crop lost part of the subject"
+    assert check.record()["why"] == check.why
+
+
+def test_a_part_is_lost_only_when_an_earlier_pass_kept_it() -> None:
+    full = np.zeros((H, W), np.float32)
+    full[20:40, 20:40] = 1  # the person
+    full[100:180, 100:180] = 1  # a larger neighbour
+    small, grown = Box(10, 10, 60, 60), Box(0, 0, 200, 200)
+    person_only = np.zeros((50, 50), bool)
+    person_only[10:30, 10:30] = True
+    neighbour_only = np.zeros((H, W), bool)
+    neighbour_only[100:180, 100:180] = True
+    assert lost_part(full, [(small, person_only), (grown, neighbour_only)])
+    assert not lost_part(full, [(small, person_only), (grown, full >= 0.5)])  # kept both
+    assert not lost_part(full, [(grown, neighbour_only)])  # one pass: nothing to compare
+    never_kept = np.zeros((50, 50), bool)
+    assert not lost_part(full, [(small, never_kept), (grown, neighbour_only)])
+
+
+def test_a_softer_crop_of_a_large_subject_gives_way_to_the_full_frame() -> None:
+    body = np.zeros((100, 100), np.float32)
+    body[10:90, 20:80] = 1  # a person over 0.48 of the frame, seen crisply on the whole frame
+    softer = body.copy()
+    softer[80:90] = 0  # the crop claims a little less, and softly
+    softer *= 0.7
+    assert np.count_nonzero(softer >= 0.5) >= LARGE * softer.size
+    assert crop_worse(softer, body, cuts=False)  # the old check kept it: it claimed less

@@ -37,3 +37,14 @@ def parts_reaching(mask: np.ndarray, rect: tuple[int, int, int, int], fringe: in
     if fringe:
         out = cv2.dilate(out, np.ones((2 * fringe + 1, 2 * fringe + 1), np.uint8))
     return out.astype(bool)
+
+
+def parts(mask: np.ndarray, min_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-connected parts of ``mask`` (bool ``HxW``): their labels (int32 ``HxW``, 0 outside
+    every part) and each label's area, with 0 for the outside and for the specks (parts under
+    ``min_share`` of the largest part's area), which then count as no part."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    areas = np.bincount(labels.ravel(), minlength=count)
+    areas[0] = 0
+    areas[areas < min_share * areas.max()] = 0
+    return labels, areas

@@ -43,7 +43,8 @@ def _crop_check(check: dict[str, Any]) -> str:
     if touched:
         passes += f"; the subject touched the crop's {' then '.join(touched)} border"
     if check.get("whole_frame"):
-        return passes + "; the whole frame was matted instead"
+        why = f" ({check['why']})" if check.get("why") else ""
+        return f"{passes}; the whole frame was matted instead{why}"
     merged = check.get("merged_px") or 0
     tail = f"; {merged} px taken from the full-frame pass" if merged else ""
     return f"{passes}; matted on {_box(check.get('box'))}{tail}"
