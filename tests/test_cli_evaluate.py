@@ -46,7 +46,9 @@ def test_eval_scores_the_real_model_and_writes_json_and_report(
     dom = chromium(tmp_path / "eval.html", "--dump-dom")
     shown = re.search(r'data-shown="(\d+)" data-total="(\d+)"', dom)
     assert shown is not None
-    assert shown.groups() == ("8", "8")  # 2 images x (photo, truth, cutout, heat map)
+    # 2 images x (photo, truth, cutout, heat map; at 100 %: photo, cutout, truth)
+    assert shown.groups() == ("14", "14")
+    assert all(image["closeup"]["sad"]["u2netp"] > 0 for image in data["images"])
 
 
 def test_eval_names_every_photo_without_truth(tmp_path: Path, shared_models: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -48,9 +49,11 @@ def test_report_renders_every_picture_offline(evaluation, tmp_path: Path,
     # Self-contained: no picture, style or script is fetched from anywhere.
     assert not re.search(r'(src|href)="(?!data:)', html)
     assert html.count('src="data:image/jpeg;base64,') == 4 * (2 + 2 * len(backends))
+    # and per photo the hair at 100 %: the photo, each backend's cutout, the truth
+    assert html.count('src="data:image/png;base64,') == 4 * (2 + len(backends))
 
     dom = chromium(page, "--dump-dom")
-    assert pictures_shown(dom) == (24, 24)
+    assert pictures_shown(dom) == (40, 40)
     # Worst first: the articles follow the worst backend's MAE, descending.
     order = re.findall(r'<article id="image-\d+"><h3>\d+\. ([^<]+)</h3>', dom)
     worst = [max(r.value(b, summary.DEFAULT_SORT) for b in backends) for r in results]
@@ -74,11 +77,10 @@ def test_a_picture_that_cannot_be_shown_is_counted_and_marked(
     assert first.previews is not None
     broken = Previews(b"not a jpeg", first.previews.truth, first.previews.cutouts,
                       first.previews.heat)
-    results = [type(first)(first.sample, first.width, first.height, first.scores, broken),
-               *results[1:]]
+    results = [dataclasses.replace(first, previews=broken), *results[1:]]
     page = write_report(tmp_path / "report.html", render(results=results, backends=backends))
     dom = chromium(page, "--dump-dom")
-    assert pictures_shown(dom) == (23, 24)
+    assert pictures_shown(dom) == (39, 40)
     assert dom.count('class="broken"') == 1
 
 

@@ -30,3 +30,14 @@ def test_heat_map_runs_from_black_to_bright_and_grows_brighter() -> None:
     assert colours[-1].tolist() == [252, 255, 164]
     brightness = colours @ np.array([0.299, 0.587, 0.114], np.float32)
     assert np.all(np.diff(brightness) >= -1e-3)
+
+
+def test_over_grey_lays_the_cutout_on_flat_grey() -> None:
+    rgb = np.full((4, 6, 3), 10, np.uint8)
+    alpha = np.zeros((4, 6), np.float32)
+    alpha[:, 3:] = 1.0
+    alpha[0, 0] = 0.5
+    out = visual.over_grey(rgb, alpha)
+    np.testing.assert_array_equal(out[:, 3:], rgb[:, 3:])
+    assert out[1, 0].tolist() == [visual.FLAT_GREY] * 3
+    assert out[0, 0].tolist() == [69] * 3  # 10 * 0.5 + 128 * 0.5, rounded

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mattectl.evaluation import summary
 from mattectl.evaluation.bench import STAGE_NOTES, STAGES, BenchResult
+from mattectl.evaluation.closeups import Closeup
 from mattectl.evaluation.metrics import METRICS, Region
 from mattectl.evaluation.plot import Series, grouped_bars, stacked_bars
 from mattectl.evaluation.runner import ImageResult
@@ -33,6 +34,8 @@ article{border-top:1px solid #ddd;padding-top:8px;margin-top:16px}
 figure{margin:0} figure img{display:block;max-width:320px;max-height:320px}
 figcaption{font-size:12px;color:#555;text-align:center}
 img.broken{outline:3px solid #b00020}
+.closeup figure img{max-width:none;max-height:none;image-rendering:pixelated}
+.closeup figcaption b{color:#1b5e20}
 """
 
 SCRIPT = """
@@ -48,8 +51,8 @@ window.addEventListener('load', function () {
 """
 
 
-def _data_uri(jpeg: bytes) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+def _data_uri(data: bytes, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _num(value: float) -> str:
@@ -61,6 +64,37 @@ def _num(value: float) -> str:
 def _figure(jpeg: bytes, caption: str) -> str:
     return (f'<figure><img src="{_data_uri(jpeg)}" alt="{escape(caption)}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def _crop_figure(png: bytes, name: str, sad: float | None, best: bool, width: int,
+                 height: int) -> str:
+    size = f'width="{width}" height="{height}"'
+    caption = escape(name) if sad is None else f"{escape(name)} · SAD {_num(sad)}"
+    caption = f"<b>{caption}</b>" if best else caption
+    uri = _data_uri(png, "image/png")
+    return (f'<figure class="crop" style="width:{width}px"><img src="{uri}" {size} '
+            f'alt="{escape(name)}"><figcaption>{caption}</figcaption></figure>')
+
+
+def _closeup(closeup: Closeup, backends: Sequence[str]) -> str:
+    """The window at 100 %: the photo, each prediction and the truth over flat grey, with the
+    window's SAD (the lowest in bold)."""
+    w = closeup.window
+    chosen = {"partial alpha": f"{w.partial} pixels of partial true alpha",
+              "edge": "no partial true alpha: the truth's edge",
+              "centre": "no partial true alpha and no edge: the centre"}.get(w.basis, w.basis)
+    shown = [b for b in backends if b in closeup.cutouts]
+    best = min((closeup.sad[b] for b in shown), default=None) if len(shown) > 1 else None
+    size = w.width, w.height
+    figures = [_crop_figure(closeup.photo, "photo", None, False, *size)]
+    figures += [_crop_figure(closeup.cutouts[b], b, closeup.sad[b], closeup.sad[b] == best, *size)
+                for b in shown]
+    figures.append(_crop_figure(closeup.truth, "truth", None, False, *size))
+    return (f'<div class="closeup"><h4>At 100 %: {w.width}x{w.height} from x {w.left}, '
+            f'y {w.top}</h4><p class="legend">The window where the truth is most uncertain '
+            f"({escape(chosen)}), never resized; each cutout and the truth over flat grey; "
+            "SAD over the window / 1000.</p>"
+            f'<div class="pictures">{"".join(figures)}</div></div>')
 
 
 def _metric_headers() -> str:
@@ -123,7 +157,9 @@ def _image_article(rank: int, result: ImageResult, backends: Sequence[str]) -> s
             if b in p.cutouts:
                 pictures += [_figure(p.cutouts[b], f"{b}: cutout"),
                              _figure(p.heat[b], f"{b}: |error| (black 0, yellow 1)")]
-    return head + table + f'<div class="pictures">{"".join(pictures)}</div></article>'
+    closeup = _closeup(result.closeup, backends) if result.closeup is not None else ""
+    return (head + table + f'<div class="pictures">{"".join(pictures)}</div>{closeup}'
+            "</article>")
 
 
 def quality_section(results: Sequence[ImageResult], backends: Sequence[str],

@@ -1,7 +1,8 @@
 """Run backends over photos whose true alpha is known, and score every prediction.
 
 Full-resolution arrays live only while one image is scored; what is kept per image is its
-scores and small JPEG previews for the report, so a large set fits in memory.
+scores, small JPEG previews and one 100 % window of PNGs (evaluation.closeups) for the report,
+so a large set fits in memory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mattectl.backends.catalog import MODELS
 from mattectl.config import DEFAULT_EXTENSIONS
 from mattectl.errors import InputError, MattectlError, ModelUnavailableError
 from mattectl.evaluation import visual
+from mattectl.evaluation.closeups import SIDE, Closeup, CloseupMaker
 from mattectl.evaluation.dataset import load_rgb, read_tags
 from mattectl.evaluation.metrics import measure
 from mattectl.evaluation.truth import load_truth
@@ -76,6 +78,7 @@ class ImageResult:
     previews: Previews | None = None
     error: str | None = None  # the photo or its truth could not be used
     truth_reading: str | None = None  # how the truth file was read (see evaluation.truth)
+    closeup: Closeup | None = None  # the hair at 100 % (None: no usable truth, or not asked)
 
     def value(self, backend: str, key: str) -> float:
         score = self.scores.get(backend)
@@ -176,29 +179,34 @@ def _score(backend: Matter, sample: Sample, rgb: np.ndarray,
 
 
 def evaluate_one(sample: Sample, backends: Mapping[str, Matter],
-                 preview_side: int = PREVIEW_SIDE) -> ImageResult:
-    """Every backend on one photo, scored against its truth, with previews."""
+                 preview_side: int = PREVIEW_SIDE, closeup_side: int = SIDE) -> ImageResult:
+    """Every backend on one photo, scored against its truth, with previews and (``closeup_side``
+    above 0) the window where the truth is most uncertain, at 100 %."""
     try:
         rgb, truth, reading = _load(sample)
     except (MattectlError, OSError) as exc:
         return ImageResult(sample, error=str(exc))
     previews = _PreviewMaker(rgb, truth, preview_side)
+    closeup = CloseupMaker(rgb, truth, closeup_side) if closeup_side > 0 else None
     scores = {}
     for name, backend in backends.items():
         scores[name], alpha = _score(backend, sample, rgb, truth)
         if alpha is not None:
             previews.add(name, alpha)
+            if closeup is not None:
+                closeup.add(name, alpha)
+        del alpha  # one full-resolution prediction at a time
     return ImageResult(sample, rgb.shape[1], rgb.shape[0], scores, previews.done(),
-                       truth_reading=reading)
+                       truth_reading=reading, closeup=closeup.done() if closeup else None)
 
 
 def evaluate(samples: Sequence[Sample], backends: Mapping[str, Matter], *,
-             preview_side: int = PREVIEW_SIDE,
+             preview_side: int = PREVIEW_SIDE, closeup_side: int = SIDE,
              progress: Callable[[ImageResult], None] = lambda result: None) -> list[ImageResult]:
     """:func:`evaluate_one` for every sample, in order; ``progress`` hears of each result."""
     results = []
     for sample in samples:
-        result = evaluate_one(sample, backends, preview_side)
+        result = evaluate_one(sample, backends, preview_side, closeup_side)
         if result.error:
             logger.warning("%s: %s", sample.name, result.error)
         progress(result)

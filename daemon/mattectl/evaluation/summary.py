@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -80,5 +81,8 @@ def to_json(results: Sequence[ImageResult], backends: Sequence[str],
                            **({"rule": s.rule} if s.rule else {}),
                            **{k: _clean(v) for k, v in s.metrics.items()}}
                        for b, s in r.scores.items()},
+            "closeup": None if r.closeup is None else {
+                "window": dataclasses.asdict(r.closeup.window),
+                "sad": {b: _clean(v) for b, v in r.closeup.sad.items()}},
         } for r in results],
     }

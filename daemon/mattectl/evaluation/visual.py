@@ -6,6 +6,7 @@ import numpy as np
 
 CHECKER_LIGHT = 204
 CHECKER_DARK = 153
+FLAT_GREY = 128
 
 # Anchors of a perceptually ordered dark-to-bright map (black, purple, red, orange, pale yellow):
 # small errors stay dark, large ones glow, and the order survives printing in grey.
@@ -29,6 +30,15 @@ def over_checkerboard(rgb: np.ndarray, alpha: np.ndarray, cell: int = 12) -> np.
     board = checkerboard(*alpha.shape, cell=cell).astype(np.float32)
     a = np.clip(alpha, 0, 1)[:, :, None].astype(np.float32)
     return np.clip(rgb * a + board * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+
+
+def over_grey(rgb: np.ndarray, alpha: np.ndarray, level: int = FLAT_GREY) -> np.ndarray:
+    """The photo cut out by ``alpha`` (``HxW`` in [0, 1]) and laid over a flat grey: at 100 %
+    a checkerboard's cells would read as strands, a flat ground shows halos and gaps as they are."""
+    if rgb.shape[:2] != alpha.shape:
+        raise ValueError(f"photo {rgb.shape[:2]} and alpha {alpha.shape} differ in size")
+    a = np.clip(alpha, 0, 1)[:, :, None].astype(np.float32)
+    return np.clip(rgb * a + np.float32(level) * (1 - a) + 0.5, 0, 255).astype(np.uint8)
 
 
 def heat_map(error: np.ndarray) -> np.ndarray:
