@@ -43,6 +43,7 @@ BAND_SHARE = 0.02  # the unknown band's half-width, as a share of the subject's 
 MIN_BAND, MAX_BAND = 3, 40  # its bounds, in pixels at the working resolution
 WORK_PIXELS = 1.2e6  # the band is solved at a resolution that brings the photo under this
 TILE = 1024  # side of a tile's core, at the working resolution
+BLEND = 64  # tiles overlap by at least this many pixels, their solutions blended across it
 PRIOR = 1e-8  # weight of the model's alpha on an unknown pixel (more: measured worse)
 EPSILON = 1e-7  # regularisation of the matting Laplacian (Levin et al.'s epsilon)
 MAX_ITERATIONS = 500  # on the hair set they converge in under 250
@@ -111,6 +112,15 @@ def tiles(unknown: np.ndarray, tile: int, pad: int
             padded = (slice(max(0, top - pad), min(height, top + tile + pad)),
                       slice(max(0, left - pad), min(width, left + tile + pad)))
             yield core, padded
+
+
+def _ramp(padded: slice, core: slice, pad: int) -> np.ndarray:
+    """A tile's blending weight along one axis of its padded extent: 1 over its core, falling
+    linearly to about 0 across the ``pad`` pixels of context on either side."""
+    index = np.arange(padded.start, padded.stop, dtype=np.float32)
+    before = (index - (core.start - pad - 1)) / (pad + 1)
+    after = ((core.stop + pad) - index) / (pad + 1)
+    return np.clip(np.minimum(before, after), 0, 1)
 
 
 def solve_cf(image: np.ndarray, tri: np.ndarray, prior: np.ndarray,
@@ -222,15 +232,22 @@ def refine_matting(image: np.ndarray, alpha: np.ndarray, *, solver: Solver = Sol
         out_s[unknown] = filtered[unknown]
     else:
         image64 = img_s.astype(np.float64)
-        for core, padded in tiles(unknown, tile, 2 * radius + 8):
+        # Tiles overlap by ``pad`` and their solutions are blended across the overlap: each
+        # tile's solution depends on where its context was cut, so cores laid edge to edge
+        # showed a straight seam along the tile boundary in fur (issue 18's eval crops).
+        pad = max(2 * radius + 8, BLEND)
+        total = np.zeros(out_s.shape, np.float32)
+        weights = np.zeros(out_s.shape, np.float32)
+        for core, padded in tiles(unknown, tile, pad):
             if np.count_nonzero(~unknown[padded]) < MIN_KNOWN * unknown[padded].size:
-                out_s[core] = np.where(unknown[core], alpha_s[core], out_s[core])
-                continue  # nothing to solve from: the model's alpha stays
-            solved = solve_cf(image64[padded], tri[padded], alpha_s[padded], prior, epsilon,
-                              rtol, maxiter)
-            rows = slice(core[0].start - padded[0].start, core[0].stop - padded[0].start)
-            cols = slice(core[1].start - padded[1].start, core[1].stop - padded[1].start)
-            out_s[core] = solved[rows, cols]
+                solved = alpha_s[padded]  # nothing to solve from: the model's alpha stays
+            else:
+                solved = solve_cf(image64[padded], tri[padded], alpha_s[padded], prior,
+                                  epsilon, rtol, maxiter)
+            weight = np.outer(_ramp(padded[0], core[0], pad), _ramp(padded[1], core[1], pad))
+            total[padded] += weight * solved
+            weights[padded] += weight
+        out_s[unknown] = total[unknown] / weights[unknown]
     band_s = unknown.astype(np.uint8) * 255
     if scale == 1:
         return Refined(out_s, band_s)
