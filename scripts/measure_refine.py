@@ -29,15 +29,18 @@ import numpy as np
 
 from mattectl.backends.cache import ModelCache
 from mattectl.config import Settings
+from mattectl.evaluation.closeups import find_window
 from mattectl.evaluation.dataset import load_rgb
 from mattectl.evaluation.metrics import measure
 from mattectl.evaluation.runner import find_samples
+from mattectl.evaluation.visual import over_grey
 from mattectl.imageio import refine
 from mattectl.imageio.compose import layers, to_uint8
 from mattectl.imageio.matte import decode_matte
 from mattectl.imageio.options import EdgeMode
 
 MODEL_SIDE = 320
+HAIR_SIDE = 320  # the crops' side at 100 %
 
 
 def model_alpha(image: Path, rgb: np.ndarray, resample: str, cache: Path) -> np.ndarray:
@@ -144,23 +147,6 @@ def timing(root: Path, cache: Path, name: str, repeat: int) -> None:
                   f"{min(runs):.0f} ms for {mp:.1f} MP)", flush=True)
 
 
-def hair_window(truth: np.ndarray, side: tuple[int, int] = (480, 320)) -> tuple[slice, slice]:
-    """The ``side`` window (width, height) holding the most partial truth: the finest hair."""
-    partial = ((truth > 0.02) & (truth < 0.98)).astype(np.float32)
-    width, height = min(side[0], truth.shape[1]), min(side[1], truth.shape[0])
-    sums = cv2.boxFilter(partial, -1, (width, height), normalize=False,
-                         anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-    sums = sums[:truth.shape[0] - height + 1, :truth.shape[1] - width + 1]
-    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
-    return slice(top, top + height), slice(left, left + width)
-
-
-def over(colour: np.ndarray, alpha: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
-    """The ``window`` of a cutout over mid grey, uint8."""
-    a = alpha[window][..., None]
-    return np.round(colour[window].astype(np.float32) * a + 128 * (1 - a)).astype(np.uint8)
-
-
 def crops(root: Path, cache: Path, out: Path) -> None:
     """Before/after hair crops at 100 %, each over mid grey: the photo, the truth, the model's
     own alpha (official resampling, edges off), the old defaults (official, clean edges) and the
@@ -169,15 +155,15 @@ def crops(root: Path, cache: Path, out: Path) -> None:
     for sample in find_samples(root / "images", root / "alphas"):
         rgb = load_rgb(sample.image)
         truth = decode_matte(sample.alpha.read_bytes(), name=sample.name)
-        window = hair_window(truth)
-        tiles = {"photo": rgb[window], "truth": over(rgb, truth, window)}
+        window = find_window(truth, HAIR_SIDE).slices  # as eval's report picks it
+        tiles = {"photo": rgb[window], "truth": over_grey(rgb[window], truth[window])}
         for label, resample, edges in (("model", "official", EdgeMode.OFF),
                                        ("before", "official", EdgeMode.CLEAN),
                                        ("after", "lanczos", EdgeMode.MATTING)):
             alpha = model_alpha(sample.image, rgb, resample, cache)
             cut = layers(rgb, alpha, model_side=MODEL_SIDE, edges=edges,
                          holes=edges is EdgeMode.MATTING)
-            tiles[label] = over(cut.colour, to_uint8(cut.alpha) / 255, window)
+            tiles[label] = over_grey(cut.colour[window], to_uint8(cut.alpha)[window] / 255)
         for label, tile in tiles.items():
             path = out / f"{sample.name}_{label}.png"
             cv2.imwrite(str(path), cv2.cvtColor(tile, cv2.COLOR_RGB2BGR))
