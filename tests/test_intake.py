@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import text
 
 from mattectl.config import Settings, WatchConfig
@@ -313,3 +314,57 @@ def test_hashing_neither_blocks_on_a_fifo_nor_follows_a_link(tmp_path: Path) -> 
         pytest.fail("hashing blocked on a FIFO")
     assert [e.strerror for e in errors] == [f"{fifo} is not a regular file (a FIFO)",
                                             f"{link} is a symbolic link (not followed)"]
+
+
+# -- taken when the writer is done: close-after-write or a rename, and a whole image ---------
+
+@pytest.mark.parametrize("running", [{"stability_s": 30.0}], indirect=True)
+def test_a_photo_closed_whole_is_taken_without_the_quiet_period(running: Running,
+                                                                small_photo: Path,
+                                                                tmp_path: Path) -> None:
+    start = time.monotonic()
+    shutil.copyfile(small_photo, running.inbox / "copied.jpg")
+    [job] = wait_for(running.jobs, timeout=10, what="the copied photo's job")
+    assert time.monotonic() - start < 10 < 30
+    assert job.input_hash == hashlib.sha256(small_photo.read_bytes()).hexdigest()
+    # "Save as temp, then rename": the rename says the writer is done.
+    Image.open(small_photo).convert("RGB").save(tmp_path / "saved.png")
+    shutil.copyfile(tmp_path / "saved.png", running.inbox / ".saved.png.tmp")
+    os.rename(running.inbox / ".saved.png.tmp", running.inbox / "saved.png")
+    wait_for(lambda: len(running.jobs()) == 2, timeout=10, what="the renamed photo's job")
+
+
+@pytest.mark.parametrize("running", [{"stability_s": 2.0}], indirect=True)
+def test_a_photo_closed_half_written_waits_for_the_rest(running: Running,
+                                                        small_photo: Path) -> None:
+    """A writer that closes the file between two halves (and a photo cut short) is not read:
+    only the close after the last byte, with the image whole, releases it at once."""
+    data = small_photo.read_bytes()
+    target = running.inbox / "two-sessions.jpg"
+    target.write_bytes(data[:len(data) // 2])  # closed after writing, but not a whole JPEG
+    time.sleep(1.2)
+    assert running.jobs() == [], "a half-written photo was taken"
+    with target.open("ab") as fh:
+        fh.write(data[len(data) // 2:])
+    [job] = wait_for(running.jobs, timeout=1.5, what="the job once the photo is whole")
+    assert job.input_hash == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("running", [{"stability_s": 2.0}], indirect=True)
+def test_a_tiff_waits_the_quiet_period(running: Running, small_photo: Path,
+                                       tmp_path: Path) -> None:
+    Image.open(small_photo).convert("RGB").save(tmp_path / "scan.tif")
+    start = time.monotonic()
+    shutil.copyfile(tmp_path / "scan.tif", running.inbox / "scan.tif")
+    wait_for(running.jobs, timeout=10, what="the TIFF's job")
+    assert time.monotonic() - start >= 2.0, "a TIFF (whose end cannot be proven) was taken early"
+
+
+@pytest.mark.parametrize("running", [{"stability_s": 2.0, "release_on_close": False}],
+                         indirect=True)
+def test_release_on_close_off_waits_the_quiet_period(running: Running,
+                                                     small_photo: Path) -> None:
+    start = time.monotonic()
+    shutil.copyfile(small_photo, running.inbox / "copied.jpg")
+    wait_for(running.jobs, timeout=10, what="the job")
+    assert time.monotonic() - start >= 2.0

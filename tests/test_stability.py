@@ -43,3 +43,15 @@ def test_next_deadline_and_discard() -> None:
     tracker.discard("b")
     assert tracker.next_deadline() == 7.0
     assert len(tracker) == 1
+
+
+def test_a_finished_file_is_due_at_once_unless_it_changed() -> None:
+    tracker = StabilityTracker(quiet_s=3.0)
+    a, b = FileState(100, 1), FileState(200, 2)
+    tracker.observe("done.jpg", a, now=10.0, finished=True)
+    assert tracker.due(10.0) == ["done.jpg"]
+    assert tracker.settle("done.jpg", a, now=10.0)
+    tracker.observe("moving.jpg", a, now=10.0, finished=True)
+    assert not tracker.settle("moving.jpg", b, now=10.1), "changed since it was closed"
+    assert tracker.due(12.0) == []
+    assert tracker.settle("moving.jpg", b, now=13.1)

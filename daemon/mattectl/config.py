@@ -316,6 +316,12 @@ class WatchConfig(_Strict):
             "A file is taken once its size and mtime are unchanged this long (at least "
             f"{MIN_STABILITY_S:g} s)."),
     )
+    release_on_close: bool = Field(
+        True, description=(
+            "Take a photo as soon as its writer closes it (or renames it into the folder) when "
+            "its bytes are a whole JPEG, PNG or WebP, instead of waiting stability_s; other "
+            "files, and polled folders, always wait."),
+    )
     model: str = Field("u2netp", description="Model that mattes this folder's photos.")
     rules: str | None = Field(
         None, description="Rule preset that chooses the model per photo (overrides `model`)."

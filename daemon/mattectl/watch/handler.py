@@ -15,11 +15,13 @@ from mattectl.config import WatchConfig
 
 logger = logging.getLogger(__name__)
 
-Notify = Callable[[str, Path], None]
+Notify = Callable[[str, Path, bool], None]
 
 
 class EnqueueHandler(FileSystemEventHandler):
-    """Passes every path that may have changed to ``notify(folder_name, path)``."""
+    """Passes every path that may have changed to ``notify(folder_name, path, finished)``;
+    ``finished`` when the writer said it is done with the file: it closed it after writing, or
+    renamed it into place."""
 
     def __init__(self, folder: str, notify: Notify) -> None:
         self.folder = folder
@@ -27,18 +29,19 @@ class EnqueueHandler(FileSystemEventHandler):
 
     def on_created(self, event: FileSystemEvent) -> None:
         # A directory moved or copied in: the intake scans it (files inside raise no events).
-        self.notify(self.folder, Path(str(event.src_path)))
+        self.notify(self.folder, Path(str(event.src_path)), False)
 
     def on_modified(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
-            self.notify(self.folder, Path(str(event.src_path)))
+            self.notify(self.folder, Path(str(event.src_path)), False)
 
     def on_closed(self, event: FileSystemEvent) -> None:
-        self.notify(self.folder, Path(str(event.src_path)))
+        # inotify's IN_CLOSE_WRITE: a writer closed the file (closing one only read is not this)
+        self.notify(self.folder, Path(str(event.src_path)), True)
 
     def on_moved(self, event: FileSystemMovedEvent) -> None:
         # "Save as temp, then rename", rsync and SMB clients: the destination is the photo.
-        self.notify(self.folder, Path(str(event.dest_path)))
+        self.notify(self.folder, Path(str(event.dest_path)), True)
 
 
 def start_observers(watches: list[WatchConfig], notify: Notify) -> list[BaseObserver]:

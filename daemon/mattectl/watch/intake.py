@@ -3,7 +3,9 @@
 Paths arrive from watchdog's threads through :meth:`Intake.notify`; the start-up scan and the
 periodic rescan are asked for with :meth:`Intake.request_scan` and walked by the intake thread
 itself. That one thread filters paths, waits until each file is stable, hashes it and queues one
-job per content and folder. A file is never read before it is stable.
+job per content and folder. A file is never read before it is stable: unchanged for the folder's
+quiet period, or (``release_on_close``) closed by its writer, or renamed into place, with the
+bytes of a whole image (:mod:`mattectl.watch.complete`), which spares the wait.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mattectl.fsutil import inside, open_regular
 from mattectl.store.manifest import DeliveryManifest
 from mattectl.store.repository import Delivery, Job, JobRepository, NewJob
 from mattectl.store.status import JobStatus
+from mattectl.watch.complete import whole_image
 from mattectl.watch.filters import ignore_reason
 from mattectl.watch.stability import FileState, StabilityTracker
 
@@ -87,7 +90,7 @@ class Intake:
         self._clock = clock
         # A job log that cannot be written (a full state disk): one line, not one per file.
         self._job_log = job_log or ConditionLog(logger, "job log busy", "job log writable again")
-        self._inbox: queue.Queue[tuple[str, Path]] = queue.Queue(INBOX_LIMIT)
+        self._inbox: queue.Queue[tuple[str, Path, bool]] = queue.Queue(INBOX_LIMIT)
         self._scan_requests: set[str | None] = set()
         self._scan_lock = threading.Lock()
         self._wake = threading.Event()
@@ -98,9 +101,11 @@ class Intake:
 
     # -- called from any thread ----------------------------------------------------------------
 
-    def notify(self, folder: str, path: Path) -> None:
+    def notify(self, folder: str, path: Path, finished: bool = False) -> None:
+        """``path`` of drop folder ``folder`` may have changed; ``finished`` when its writer
+        closed it after writing or renamed it into place (it may then be taken at once)."""
         try:
-            self._inbox.put_nowait((folder, path))
+            self._inbox.put_nowait((folder, path, finished))
         except queue.Full:
             self.request_scan(folder)
         self._wake.set()
@@ -157,7 +162,7 @@ class Intake:
                 self._scan(f, now)
         while True:
             try:
-                folder, path = self._inbox.get_nowait()
+                folder, path, finished = self._inbox.get_nowait()
             except queue.Empty:
                 break
             f = self._folders.get(folder)
@@ -167,7 +172,7 @@ class Intake:
                 for child in self._walk(f, path):
                     self._consider(f, child, now)
             else:
-                self._consider(f, path, now)
+                self._consider(f, path, now, finished)
         queued = []
         for f in self._folders.values():
             for path in f.tracker.due(now):
@@ -230,7 +235,7 @@ class Intake:
                 return None
         return rel.as_posix()
 
-    def _consider(self, f: _Folder, path: Path, now: float) -> None:
+    def _consider(self, f: _Folder, path: Path, now: float, finished: bool = False) -> None:
         if self._rel_path(f, path) is None:
             return
         state = file_state(path)
@@ -239,7 +244,11 @@ class Intake:
             return
         if self._known.get((f.watch.name, str(path))) == state:
             return
-        f.tracker.observe(path, state, now)
+        # Closed (or renamed in) by its writer and provably whole: no quiet period to wait out.
+        # The state is read again when it is taken, so a file written since still waits.
+        finished = finished and f.watch.release_on_close and not f.watch.polling \
+            and whole_image(path)
+        f.tracker.observe(path, state, now, finished=finished)
 
     def _register(self, f: _Folder, path: Path, state: FileState, now: float) -> Job | None:
         name = f.watch.name

@@ -2,7 +2,9 @@
 
 A file is released once its size and modification time have stayed the same for ``quiet_s``
 seconds. A copy that stalls for longer than that is indistinguishable from a finished one, so the
-quiet time is configurable per folder (network mounts want more).
+quiet time is configurable per folder (network mounts want more). A file the caller knows to be
+finished (its writer closed it and its bytes are a whole image, see
+:mod:`mattectl.watch.complete`) is released at the next look, provided it has not changed since.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ class StabilityTracker:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._pending
 
-    def observe(self, key: Hashable, state: FileState, now: float) -> None:
-        """Record what a file looks like now; a change restarts its quiet period."""
+    def observe(self, key: Hashable, state: FileState, now: float, *,
+                finished: bool = False) -> None:
+        """Record what a file looks like now; a change restarts its quiet period. A
+        ``finished`` file is due at once: its quiet period counts as served, in this state."""
         pending = self._pending.get(key)
-        if pending is None or pending.state != state:
+        if finished:
+            self._pending[key] = _Pending(state, now - self.quiet_s)
+        elif pending is None or pending.state != state:
             self._pending[key] = _Pending(state, now)
 
     def due(self, now: float) -> list[Hashable]:
