@@ -1,8 +1,10 @@
-"""The number format a PyTorch model runs in: float32, bfloat16 (CPU autocast) or float16 (CUDA).
+"""The number format a PyTorch model runs in: float32, bfloat16 (CPU) or float16 (CUDA).
 
-``auto`` takes float16 on CUDA (``models.u2net.half``); on a CPU it takes bfloat16 only where a
-calibration shows it faster than float32: CPUs with AMX or AVX-512 BF16 run it about twice as
-fast, others emulate it and are slower. The calibration (a few forward passes of each,
+The model's weights are converted to the chosen format (some float32 stages kept, see
+:func:`mattectl.backends.u2net_arch.lowered`). ``auto`` takes float16 on CUDA
+(``models.u2net.half``); on a CPU it takes bfloat16 only where a calibration shows it faster
+than float32: CPUs with AMX or AVX-512 BF16 run it about twice as fast, others emulate it and
+are slower. The calibration (a few forward passes of each,
 alternating) runs once per machine, CPU model, PyTorch version, model and thread count, and its
 verdict is remembered in a small JSON file (``$MATTECTL_CACHE_DIR``, else
 ``~/.cache/mattectl``), so that every process of the machine (the daemon's model process,
@@ -11,12 +13,11 @@ verdict is remembered in a small JSON file (``$MATTECTL_CACHE_DIR``, else
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,17 +34,6 @@ CALIBRATION_PASSES = 3  # per format, after one warm-up pass of each
 MARGIN = 0.9  # bfloat16 must take under this share of float32's time to be chosen
 
 ForwardTimer = Callable[[str, int], list[float]]  # (format, passes) -> ms of each pass
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, name: str | None) -> Iterator[None]:
-    """bfloat16 runs as autocast over float32 weights (each op that gains from it casts);
-    float16 and float32 models run as they are."""
-    if name == "bfloat16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-    else:
-        yield
 
 
 def choose(options: U2NetConfig, device: torch.device, timer: ForwardTimer, *,

@@ -99,13 +99,46 @@ _U2NETP_CHANNELS = {
 }
 
 
-def _float32(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``stage(x)``, in float32 when autocast would run it in a lower precision."""
-    device = x.device.type
-    if not torch.is_autocast_enabled(device):
-        return stage(x)
-    with torch.autocast(device, enabled=False):
-        return stage(x.float())
+def _dtype(module: nn.Module) -> torch.dtype:
+    """The number format ``module``'s weights are in (see :func:`lowered`)."""
+    return next(module.parameters()).dtype
+
+
+def _decoder(stage: nn.Module, deeper: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """A decoder stage on the deeper stage's output enlarged to its skip, concatenated with the
+    skip; in the stage's own number format from the enlarging on."""
+    dtype = _dtype(stage)
+    skip = skip.to(dtype)
+    return stage(torch.cat((_upsample_like(deeper.to(dtype), skip), skip), 1))
+
+
+# Stages kept in float32 when the network is lowered to bfloat16 (:func:`lowered`). Measured on
+# the U-2-Net authors' outputs (18 photos, median of the per-photo mean absolute differences):
+# float32 0.45 levels of 255; all bfloat16 1.65; bfloat16 with the heads in float32 1.50, with
+# stage3d too 1.49, with stage2d (160 px) and the heads in float32 0.56, at 20 % of the forward
+# pass's time over all bfloat16 (scripts in the README's "Measured").
+FLOAT32_ISLANDS = ("stage2d", "outconv", *(f"side{i}" for i in range(1, 7)))
+
+
+def fold_batch_norms(net: nn.Module) -> nn.Module:
+    """Fold each REBNCONV's batch norm into its convolution (inference only; the same function
+    up to rounding): one pass less over every activation. Changes ``net`` in place."""
+    for module in net.modules():
+        if isinstance(module, REBNCONV) and isinstance(module.bn_s1, nn.BatchNorm2d):
+            module.conv_s1 = torch.nn.utils.fusion.fuse_conv_bn_eval(module.conv_s1,
+                                                                     module.bn_s1)
+            module.bn_s1 = nn.Identity()
+    return net
+
+
+def lowered(net: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """``net`` (in float32, changed in place) with its weights in ``dtype``: float16 whole,
+    bfloat16 but for :data:`FLOAT32_ISLANDS`. Activations follow each stage's weights: every
+    stage casts what it is given to its own format."""
+    for name, child in net.named_children():
+        if not (dtype == torch.bfloat16 and name in FLOAT32_ISLANDS):
+            child.to(dtype)
+    return net
 
 
 class _U2NetBase(nn.Module):
@@ -138,33 +171,27 @@ class _U2NetBase(nn.Module):
         self.outconv = nn.Conv2d(6, 1, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hx1 = self.stage1(x)
+        hx1 = self.stage1(x.to(_dtype(self.stage1)))
         hx2 = self.stage2(self.pool12(hx1))
         hx3 = self.stage3(self.pool23(hx2))
         hx4 = self.stage4(self.pool34(hx3))
         hx5 = self.stage5(self.pool45(hx4))
         hx6 = self.stage6(self.pool56(hx5))
 
-        hx5d = self.stage5d(torch.cat((_upsample_like(hx6, hx5), hx5), 1))
-        hx4d = self.stage4d(torch.cat((_upsample_like(hx5d, hx4), hx4), 1))
-        # Under bfloat16 autocast these two decoder stages run in float32: measured against the
-        # authors' outputs, bfloat16 there moves the alpha most (median error 1.5 against 0.45
-        # levels of 255 in float32; 0.56 with these two in float32), at 80 and 160 px they are a
-        # small share of the work.
-        hx3d = _float32(self.stage3d, torch.cat((_upsample_like(hx4d, hx3), hx3), 1))
-        hx2d = _float32(self.stage2d, torch.cat((_upsample_like(hx3d, hx2), hx2), 1))
-        hx1d = self.stage1d(torch.cat((_upsample_like(hx2d, hx1), hx1), 1))
+        hx5d = _decoder(self.stage5d, hx6, hx5)
+        hx4d = _decoder(self.stage4d, hx5d, hx4)
+        hx3d = _decoder(self.stage3d, hx4d, hx3)
+        hx2d = _decoder(self.stage2d, hx3d, hx2)
+        hx1d = _decoder(self.stage1d, hx2d, hx1)
 
         return self._heads((hx1d, hx2d, hx3d, hx4d, hx5d, hx6))
 
     def _heads(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        # Under bfloat16 autocast the six 1-channel heads, their fusion and the sigmoids run in
-        # float32: a sliver of the work, and a bfloat16 logit's sigmoid comes in steps of
-        # 1/256 near 1, which the min-max normalisation of the output then stretches.
-        device = features[0].device.type
-        if torch.is_autocast_enabled(device):
-            with torch.autocast(device, enabled=False):
-                return self._heads(tuple(f.float() for f in features))
+        # In bfloat16 the six 1-channel heads, their fusion and the sigmoids stay in float32:
+        # a sliver of the work, and a bfloat16 logit's sigmoid comes in steps of 1/256 near 1,
+        # which the min-max normalisation of the output then stretches.
+        dtype = _dtype(self.side1)
+        features = tuple(f.to(dtype) for f in features)
         sides = [self.side1(features[0])]
         for i, feat in enumerate(features[1:], start=2):
             sides.append(_upsample_like(getattr(self, f"side{i}")(feat), sides[0]))
