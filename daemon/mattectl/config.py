@@ -100,10 +100,10 @@ class DaemonConfig(_Strict):
         "info", description="Log verbosity."
     )
     workers: int = Field(
-        2, ge=1, le=16, description=(
-            "Jobs in flight at once. Each model runs one photo at a time, so with two a photo "
-            "is decoded and encoded while another is in the model (measured: "
-            "mattectl bench --daemon)."),
+        3, ge=1, le=16, description=(
+            "Jobs in flight at once. Each model runs one photo at a time; the others decode, "
+            "finish and encode meanwhile, so that the model never waits for them (three kept "
+            "U2-NetP busier than two on a 2-core CPU: mattectl bench --daemon --workers N)."),
     )
     rescan_interval_s: float = Field(
         60.0, gt=0, description="Full rescan of every drop folder, to catch missed events."

@@ -184,7 +184,8 @@ def bench(
         "--daemon", help="Measure the real daemon instead: drop --count photos (yours with "
         "--images, else synthetic at the first --sizes) into a `mattectl run` with this "
         "config's models, against a bare loop over the model, --rounds times.")] = False,
-    workers: Annotated[int, typer.Option(min=1, help="With --daemon: daemon.workers.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="With --daemon: daemon.workers [default: the config's].")] = None,
     edges: Annotated[EdgeMode | None, typer.Option(
         help="With --daemon: the folder's edges mode [default: the folder default].")] = None,
     precision: Annotated[str | None, typer.Option(
@@ -199,7 +200,8 @@ def bench(
         _bench_precisions(settings, backend, precision, sizes, count, rounds, json_out)
         return
     if daemon:
-        _bench_daemon(settings, backend, images, sizes, count, rounds, workers, clean_edges,
+        _bench_daemon(settings, backend, images, sizes, count, rounds,
+                      workers or settings.daemon.workers, clean_edges,
                       edges.value if edges else None, json_out)
         return
     models = ModelCache(settings.models, settings.models_dir)

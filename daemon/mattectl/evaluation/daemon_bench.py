@@ -43,7 +43,7 @@ STAGES = ("decode", "inference", "encode", "db", "total")
 class DaemonBenchOptions:
     model: str = "u2netp"
     rounds: int = 3
-    workers: int = 2  # daemon.workers
+    workers: int = 3  # daemon.workers
     stability_s: float = 0.5
     clean_edges: bool = True
     edges: str | None = None  # the folder's `edges` mode; None: the folder default
