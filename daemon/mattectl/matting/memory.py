@@ -19,6 +19,20 @@ daemon. The estimate takes the most expensive output (WebP) and rounds up
 (:data:`BYTES_PER_PIXEL` and the extras), and adds the file's own bytes, which the job holds
 throughout. The model's own memory (weights, the activations of a 320x320 pass: 0.2-0.3 GB
 for U²-NetP) is there once per loaded model, whatever the photos, and is not budgeted.
+
+Those figures are with clean edges. The band solvers of ``edges = "matting"`` and ``"guided"``
+(:mod:`mattectl.imageio.refine`) take more, mostly at their working resolution, which is at
+most :data:`~mattectl.imageio.refine.WORK_PIXELS`: a second solve in a warm process (its
+imports and JIT already paid) rose above what it was given by (VmHWM), in MB:
+
+- the 9 hair photos of ../shared/data/hairgt at 1 MP, with their u2netp alpha: matting 435 to
+  787 (the most where the model was unsure of the most pixels), guided 96 to 171;
+- one of them (the red-haired doll) at 0.3 / 1 / 2 / 6 / 12 / 24 MP: matting 208 / 540 / 579
+  / 596 / 627 / 688, guided 30 / 175 / 209 / 208 / 305 / 569 (clean: 48 at 2 MP, 253 at 24).
+
+:data:`SOLVER_COST` covers each of them (per pixel of work, fixed, and per pixel of the photo;
+matting at 1 MP: 855 MB) and is added for a folder whose edges use a solver
+(tests/test_memory.py measures a real solve against it).
 """
 
 from __future__ import annotations
@@ -30,7 +44,9 @@ import time
 from dataclasses import dataclass, field
 
 from mattectl.errors import InputError
+from mattectl.imageio.options import EdgeMode
 from mattectl.imageio.read import Header
+from mattectl.imageio.refine import WORK_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +57,13 @@ BYTES_PER_PIXEL = 45
 WIDE_EXTRA = 30
 TRANSPARENT_EXTRA = 12
 KEY = "daemon.max_decode_mb"
+# What an edge mode's band solver adds (measured above): bytes per pixel of its working
+# resolution (the photo's pixels, at most WORK_PIXELS), MB whatever the size, bytes per pixel
+# of the photo.
+SOLVER_COST: dict[EdgeMode, tuple[int, int, int]] = {
+    EdgeMode.MATTING: (850, 0, 5),
+    EdgeMode.GUIDED: (200, 0, 20),
+}
 
 
 def bytes_per_pixel(header: Header) -> int:
@@ -48,9 +71,25 @@ def bytes_per_pixel(header: Header) -> int:
             + (TRANSPARENT_EXTRA if header.transparent else 0))
 
 
-def estimate_mb(header: Header, file_bytes: int) -> int:
-    """The memory, in MB, that matting this photo is expected to take at its peak."""
-    return math.ceil((header.pixels * bytes_per_pixel(header) + file_bytes) / MB)
+def estimate_mb(header: Header, file_bytes: int, edges: EdgeMode | None = None) -> int:
+    """The memory, in MB, that matting this photo is expected to take at its peak, its edges
+    finished as ``edges`` says (None: no band solver)."""
+    solver = 0
+    if edges in SOLVER_COST:
+        per_work, fixed_mb, per_pixel = SOLVER_COST[edges]
+        solver = (per_work * min(header.pixels, WORK_PIXELS) + fixed_mb * MB
+                  + per_pixel * header.pixels)
+    return math.ceil((header.pixels * bytes_per_pixel(header) + file_bytes + solver) / MB)
+
+
+def most_pixels(limit_mb: int, header: Header, edges: EdgeMode | None = None) -> float:
+    """About the most pixels a photo like ``header`` may have to fit in ``limit_mb``."""
+    per_work, fixed_mb, per_pixel = SOLVER_COST.get(edges, (0, 0, 0)) if edges else (0, 0, 0)
+    room = limit_mb * MB - fixed_mb * MB
+    rate = bytes_per_pixel(header) + per_pixel
+    if room > (rate + per_work) * WORK_PIXELS:  # past the solver's working resolution
+        return (room - per_work * WORK_PIXELS) / rate
+    return max(0.0, room / (rate + per_work))
 
 
 def describe(header: Header) -> str:
@@ -100,12 +139,14 @@ class MemoryBudget:
         self.in_flight = 0  # photos holding a reservation
         self.peak_in_flight = 0
 
-    def admit(self, header: Header, file_bytes: int, name: str) -> Lease:
-        """Reserve what ``header``'s photo needs, waiting while it does not fit; raises
-        :class:`InputError` (saying what to do) when it can never fit."""
-        need = estimate_mb(header, file_bytes)
+    def admit(self, header: Header, file_bytes: int, name: str,
+              edges: EdgeMode | None = None) -> Lease:
+        """Reserve what ``header``'s photo needs with its edges finished as ``edges`` says,
+        waiting while it does not fit; raises :class:`InputError` (saying what to do) when it
+        can never fit."""
+        need = estimate_mb(header, file_bytes, edges)
         if self.limit_mb is not None and need > self.limit_mb:
-            most = self.limit_mb * MB / bytes_per_pixel(header) / 1e6
+            most = most_pixels(self.limit_mb, header, edges) / 1e6
             raise InputError(
                 f"{name}: {describe(header)} needs about {need} MB of memory to matte, more "
                 f"than the {self.limit_mb} MB that {KEY} allows; not decoded. Reduce it to "

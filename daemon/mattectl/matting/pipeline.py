@@ -118,7 +118,7 @@ class PhotoPipeline:
         self.memory = MemoryBudget(max_decode_mb)
 
     def run(self, photo: Photo, recipe: Recipe) -> Cutout:
-        decoded = self.decode(photo)
+        decoded = self.decode(photo, recipe.options)
         try:
             return self.finish(decoded, self.matte(decoded, photo.name, recipe), recipe)
         finally:
@@ -126,14 +126,16 @@ class PhotoPipeline:
 
     # -- the steps, in order -------------------------------------------------------------------
 
-    def decode(self, photo: Photo) -> Decoded:
+    def decode(self, photo: Photo, options: OutputOptions | None = None) -> Decoded:
         """The decoded photo, holding its share of the memory budget (refused from its header
-        when it can never fit; waits while it does not fit beside the photos in flight)."""
+        when it can never fit; waits while it does not fit beside the photos in flight). The
+        share counts the edges' band solver that ``options`` (the folder's) asks for."""
         start = time.perf_counter()
         data = photo.data if photo.data is not None else _read(photo)
         header = read_header(data, name=photo.name, max_pixels=self.max_pixels)
         ms = ms_since(start)
-        lease = self.memory.admit(header, len(data), photo.name)
+        edges = options.edges if options is not None and options.clean_edges else None
+        lease = self.memory.admit(header, len(data), photo.name, edges)
         start = time.perf_counter()  # the wait for memory is not decoding time
         try:
             image = decode_photo(data, name=photo.name, max_pixels=self.max_pixels,
@@ -203,7 +205,7 @@ class PhotoStages:
         self.deliver = deliver  # None: the outcome is the cutout itself
 
     def decode(self, photo: Photo) -> tuple[Photo, Decoded]:
-        return photo, self.pipeline.decode(photo)
+        return photo, self.pipeline.decode(photo, self.recipe.options)
 
     def infer(self, batch: list[tuple[Photo, Decoded]]) -> list[Matte]:
         if self.recipe.rules is None:
