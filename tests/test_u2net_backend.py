@@ -118,3 +118,38 @@ def test_importing_the_daemon_imports_no_framework() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[1] / "daemon")
     assert out.stdout.strip() == "[]"
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+@pytest.mark.slow
+def test_the_model_process_gets_the_networks_input_not_the_photo(shared_models: Path) -> None:
+    """U²-Net's resizing runs in the caller: a 24 MP photo (72 MB, its float alpha 96 MB)
+    never reaches the model's process, and the alpha is the one the model in process gives."""
+    photo = sorted(need(OFFICIAL / "test_images").iterdir())[0]
+    rgb = np.asarray(Image.open(photo).convert("RGB").resize((6000, 4000)))
+    isolated = ModelCache(ModelsConfig(), shared_models)
+    inline = ModelCache(ModelsConfig(isolation="inline"), shared_models)
+    try:
+        backend = isolated.get("u2netp")
+        backend.predict(rgb[:400, :600].copy())  # load and warm up
+        pid = backend.pid
+        assert pid is not None
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # restart its peak (VmHWM)
+        except OSError:
+            pytest.skip("needs Linux's /proc/PID/clear_refs to measure the peak")
+        before = _status_kb(pid, "VmRSS")
+        alpha = backend.predict(rgb)
+        grew_mb = (_status_kb(pid, "VmHWM") - before) / 1024
+        assert grew_mb < 40, f"the model's process grew by {grew_mb:.0f} MB"
+        assert alpha.shape == (4000, 6000)
+        assert np.array_equal(alpha, inline.get("u2netp").predict(rgb))
+    finally:
+        isolated.unload_all()
+        inline.unload_all()

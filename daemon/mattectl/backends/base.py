@@ -8,6 +8,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -25,6 +26,20 @@ def _check_input(rgb: np.ndarray) -> None:
         raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
 
 
+class Codec(Protocol):
+    """A network's own pre- and post-processing, apart from the network (numpy only, no
+    framework): what a photo becomes before the model and what the model's output becomes."""
+
+    def encode(self, rgb: np.ndarray) -> np.ndarray:
+        """``HxWx3`` uint8 RGB -> the network's input for it, float32 with a leading batch
+        axis of 1 (inputs of several photos are concatenated along it)."""
+        ...
+
+    def decode(self, output: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The network's output for one photo -> its ``height x width`` float32 alpha."""
+        ...
+
+
 class MattingBackend(ABC):
     """Turns an RGB photo into an alpha matte.
 
@@ -32,7 +47,15 @@ class MattingBackend(ABC):
     array in ``[0, 1]`` of the same height and width (1 = subject). Calls are serialised per
     instance, and the first call loads the model. Subclasses implement ``_load`` (returning the
     device they really use, e.g. ``"cpu"`` or ``"cuda:0"``), ``_unload`` and ``_predict``.
+
+    A backend with a :class:`Codec` (``codec``) also implements ``_forward``, the network
+    alone: then ``predict`` encodes and decodes in the caller's thread and holds the model only
+    for the network (:meth:`forward`), so that several callers resize photos and enlarge
+    alphas at once while one of them runs the network, and a model in its own process
+    exchanges the network's small input and output instead of the photo and its alpha.
     """
+
+    codec: Codec | None = None
 
     def __init__(self, spec: ModelSpec, weights: Path, options: ModelsConfig) -> None:
         self.spec = spec
@@ -98,6 +121,8 @@ class MattingBackend(ABC):
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         _check_input(rgb)
+        if self.codec is not None:
+            return self.predict_batch([rgb])[0]
         with self._lock:
             self.load()
             self.last_used = time.monotonic()
@@ -111,17 +136,39 @@ class MattingBackend(ABC):
         that can run photos as one batch do (U²-Net: on a GPU), the others run them in turn."""
         for rgb in images:
             _check_input(rgb)
-        with self._lock:
-            self.load()
-            self.last_used = time.monotonic()
-            alphas = self._predict_batch(list(images))
-            self.last_used = time.monotonic()
+        codec = self.codec
+        if codec is not None:
+            outputs = self.forward(np.concatenate([codec.encode(rgb) for rgb in images]))
+            alphas = [codec.decode(output, rgb.shape[1], rgb.shape[0])
+                      for output, rgb in zip(outputs, images, strict=True)]
+        else:
+            with self._lock:
+                self.load()
+                self.last_used = time.monotonic()
+                alphas = self._predict_batch(list(images))
+                self.last_used = time.monotonic()
         if len(alphas) != len(images):
             raise AssertionError(f"{type(self).__name__} returned {len(alphas)} alphas for "
                                  f"{len(images)} photos")
         for rgb, alpha in zip(images, alphas, strict=True):
             self._check_output(rgb, alpha)
         return alphas
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        """The network alone on ``inputs`` (its codec's, concatenated): one output per input,
+        along the first axis. Loads the model on first use; serialised like ``predict``."""
+        with self._lock:
+            self.load()
+            self.last_used = time.monotonic()
+            outputs = self._forward(inputs)
+            self.last_used = time.monotonic()
+        if len(outputs) != len(inputs):
+            raise AssertionError(f"{type(self).__name__} returned {len(outputs)} outputs for "
+                                 f"{len(inputs)} inputs")
+        return outputs
+
+    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no codec: use predict")
 
     def set_threads(self, threads: int) -> bool:
         """Use ``threads`` CPU threads for inference from now on; False when this backend

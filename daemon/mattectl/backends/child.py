@@ -7,6 +7,8 @@ Reads requests from the connection on file descriptor ``FD`` and answers each wi
   (``"module:Class"``) and its arguments;
 - ``("predict", [shape, ...])`` followed by each photo's bytes -> ``("arrays", [shape, ...])``
   followed by each alpha's bytes (see ``wire``; several photos make one ``predict_batch``);
+- ``("forward", shape)`` followed by the network's input (float32, see ``base.Codec``) ->
+  ``("arrays", [shape])`` followed by its output;
 - ``("load",)``, ``("set_threads", n)``, ``("reset_peak_memory",)``, ``("peak_memory",)`` ->
   what the backend's method returns; ``("precision",)`` -> the loaded model's number format;
   ``("unload",)`` -> None, then the child exits.
@@ -74,6 +76,10 @@ def _answer(backend: MattingBackend, conn: Connection,
         photos = [receive_array(conn, shape, np.uint8) for shape in request[1]]
         alphas = backend.predict_batch(photos)
         return ("arrays", [a.shape for a in alphas]), alphas
+    if op == "forward":
+        outputs = np.ascontiguousarray(backend.forward(receive_array(conn, request[1],
+                                                                     np.float32)), np.float32)
+        return ("arrays", [outputs.shape]), [outputs]
     if op in _CALLS:
         return ("ok", getattr(backend, op)(*request[1:])), []
     if op == "precision":

@@ -31,21 +31,24 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 import mattectl
 from mattectl import errors
-from mattectl.backends.base import MattingBackend
+from mattectl.backends.base import Codec, MattingBackend
 from mattectl.backends.catalog import ModelSpec
 from mattectl.backends.child_output import ChildOutput, last_words
+from mattectl.backends.u2net_processing import U2NetCodec
 from mattectl.backends.wire import receive_array, send_array
 from mattectl.config import ModelsConfig
 from mattectl.errors import BackendError
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,13 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _codec(spec: ModelSpec, options: ModelsConfig) -> Codec | None:
+    """The codec of the backend the child runs, made here without importing its framework."""
+    if spec.backend == "u2net":
+        return U2NetCodec(options.u2net.resample)
+    return None
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     # The child must import this very mattectl (a checkout, a test run), not another install.
@@ -89,6 +99,10 @@ class IsolatedBackend(MattingBackend):
                  target: str) -> None:
         super().__init__(spec, weights, options)
         self.target = target
+        # The model's own pre- and post-processing run here, on the caller's thread; only the
+        # network's input and output cross to the child (320x320 for U²-Net, whatever the
+        # photo's size).
+        self.codec = _codec(spec, options)
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._output: ChildOutput | None = None
@@ -220,10 +234,19 @@ class IsolatedBackend(MattingBackend):
         sizes = ", ".join(f"{rgb.shape[1]}x{rgb.shape[0]}" for rgb in images)
         doing = f"matting a {sizes} photo" if len(images) == 1 else \
             f"matting {len(images)} photos ({sizes})"
+        return self._restarting(lambda: self._request(
+            ("predict", [rgb.shape for rgb in images]),
+            self.options.predict_timeout_s * len(images), doing, payload=images))
+
+    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+        doing = f"running the network on {len(inputs)} photo(s)"
+        return self._restarting(lambda: self._request(
+            ("forward", inputs.shape), self.options.predict_timeout_s * len(inputs), doing,
+            payload=[np.ascontiguousarray(inputs, np.float32)])[0])
+
+    def _restarting(self, call: Callable[[], T]) -> T:
         try:
-            return self._request(("predict", [rgb.shape for rgb in images]),
-                                 self.options.predict_timeout_s * len(images), doing,
-                                 payload=images)
+            return call()
         except BackendError as exc:
             if self._proc is None:  # the child is already gone (crash, hang)
                 raise

@@ -13,14 +13,17 @@ import logging
 import pickle
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mattectl.backends import precision
 from mattectl.backends.base import MattingBackend
+from mattectl.backends.catalog import ModelSpec
 from mattectl.backends.u2net_arch import U2NET, U2NETP, fold_batch_norms, lowered
-from mattectl.backends.u2net_processing import INPUT_SIZE, postprocess, preprocess
+from mattectl.backends.u2net_processing import INPUT_SIZE, U2NetCodec
+from mattectl.config import ModelsConfig
 from mattectl.errors import BackendError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,10 @@ class U2NetBackend(MattingBackend):
     _net: torch.nn.Module | None = None
     _float32: torch.nn.Module | None = None  # while loading: the network calibration starts from
     _nets: dict[str, torch.nn.Module] = {}  # noqa: RUF012 (replaced per instance in _load)
+
+    def __init__(self, spec: ModelSpec, weights: Path, options: ModelsConfig) -> None:
+        super().__init__(spec, weights, options)
+        self.codec = U2NetCodec(options.u2net.resample)
     _torch_device: torch.device
     _dtype: torch.dtype = torch.float32
     _memory_format: torch.memory_format = torch.contiguous_format
@@ -165,17 +172,17 @@ class U2NetBackend(MattingBackend):
         if self._torch_device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _predict(self, rgb: np.ndarray) -> np.ndarray:
-        return self._predict_batch([rgb])[0]
+    def _predict(self, rgb: np.ndarray) -> np.ndarray:  # the codec's path is predict's
+        codec = self.codec
+        assert codec is not None
+        return codec.decode(self._forward(codec.encode(rgb))[0], rgb.shape[1], rgb.shape[0])
 
-    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Every photo is squashed to 320x320, so any number of them make one batch."""
+    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+        """``Nx3x320x320`` float32 (the codec's) -> the network's ``d0``, ``Nx320x320``."""
         assert self._net is not None
-        resample = self.options.u2net.resample
-        x = np.concatenate([preprocess(rgb, resample) for rgb in images])
         # Converted on the host: half precision halves the bytes copied to the GPU. (bfloat16
         # takes float32 in: the network's first stage casts it.)
-        x_host = torch.from_numpy(x)
+        x_host = torch.from_numpy(np.ascontiguousarray(inputs, np.float32))
         if self._dtype == torch.float16:
             x_host = x_host.to(torch.float16)
         if self._torch_device.type == "cuda":
@@ -184,11 +191,9 @@ class U2NetBackend(MattingBackend):
             with torch.inference_mode():
                 x_device = x_host.to(self._torch_device, non_blocking=True)
                 d0 = self._net(x_device.contiguous(memory_format=self._memory_format))[0]
-                predictions = d0[:, 0].float().cpu().numpy()
+                return d0[:, 0].float().cpu().numpy()
         except torch.OutOfMemoryError as exc:
             raise BackendError(f"{self.name} ran out of GPU memory: {exc}") from exc
-        return [postprocess(p, rgb.shape[1], rgb.shape[0], resample)
-                for p, rgb in zip(predictions, images, strict=True)]
 
     def set_threads(self, threads: int) -> bool:
         # torch's intra-op pool is per process; it can be resized at any time.

@@ -158,3 +158,18 @@ def enlarge(mask: np.ndarray, width: int, height: int, resample: Resample) -> np
     alpha = np.asarray(big, dtype=np.float32)
     alpha *= np.float32(1 / 255)  # in place: a 100 MP alpha is 400 MB
     return alpha
+
+
+@dataclass(frozen=True)
+class U2NetCodec:
+    """U²-Net's pre- and post-processing as a backend's codec
+    (:class:`mattectl.backends.base.Codec`): the photo squashed to ``1x3x320x320``, the
+    network's ``320x320`` ``d0`` enlarged back to the photo."""
+
+    resample: Resample = "official"
+
+    def encode(self, rgb: np.ndarray) -> np.ndarray:
+        return preprocess(rgb, self.resample)
+
+    def decode(self, output: np.ndarray, width: int, height: int) -> np.ndarray:
+        return postprocess(output, width, height, self.resample)
