@@ -11,7 +11,8 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mattectl.backends.base import MattingBackend
+    from mattectl.backends.base import Codec, MattingBackend
+    from mattectl.config import ModelsConfig
 
 # Idle OpenMP threads (torch's CPU inference) sleep instead of spinning. The runtime reads this
 # once, when the first framework loads it, and every backend module is imported through this
@@ -33,3 +34,13 @@ def backend_class(name: str) -> type[MattingBackend]:
         raise KeyError(f"unknown backend '{name}' (known: {', '.join(sorted(BACKENDS))})") from None
     module_name, _, class_name = target.partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def codec_for(name: str, options: ModelsConfig) -> Codec | None:
+    """The pre- and post-processing of backend ``name`` apart from its network (see
+    :class:`~mattectl.backends.base.Codec`), without importing its framework: the backend and
+    a process proxy for it (``isolated``) resize alike. None: the backend takes whole photos."""
+    if name == "u2net":
+        from mattectl.backends.u2net_processing import U2NetCodec
+        return U2NetCodec(options.u2net.resample)
+    return None

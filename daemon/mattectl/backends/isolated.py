@@ -40,10 +40,10 @@ import numpy as np
 
 import mattectl
 from mattectl import errors
-from mattectl.backends.base import Codec, MattingBackend
+from mattectl.backends import codec_for
+from mattectl.backends.base import MattingBackend
 from mattectl.backends.catalog import ModelSpec
 from mattectl.backends.child_output import ChildOutput, last_words
-from mattectl.backends.u2net_processing import U2NetCodec
 from mattectl.backends.wire import receive_array, send_array
 from mattectl.config import ModelsConfig
 from mattectl.errors import BackendError
@@ -76,13 +76,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _codec(spec: ModelSpec, options: ModelsConfig) -> Codec | None:
-    """The codec of the backend the child runs, made here without importing its framework."""
-    if spec.backend == "u2net":
-        return U2NetCodec(options.u2net.resample)
-    return None
-
-
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     # The child must import this very mattectl (a checkout, a test run), not another install.
@@ -102,7 +95,7 @@ class IsolatedBackend(MattingBackend):
         # The model's own pre- and post-processing run here, on the caller's thread; only the
         # network's input and output cross to the child (320x320 for U²-Net, whatever the
         # photo's size).
-        self.codec = _codec(spec, options)
+        self.codec = codec_for(spec.backend, options)
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._output: ChildOutput | None = None

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mattectl.backends import precision
+from mattectl.backends import codec_for, precision
 from mattectl.backends.base import MattingBackend
 from mattectl.backends.catalog import ModelSpec
 from mattectl.backends.u2net_arch import U2NET, U2NETP, fold_batch_norms, lowered
-from mattectl.backends.u2net_processing import INPUT_SIZE, U2NetCodec
+from mattectl.backends.u2net_processing import INPUT_SIZE
 from mattectl.config import ModelsConfig
 from mattectl.errors import BackendError, ModelUnavailableError
 
@@ -74,7 +74,7 @@ class U2NetBackend(MattingBackend):
 
     def __init__(self, spec: ModelSpec, weights: Path, options: ModelsConfig) -> None:
         super().__init__(spec, weights, options)
-        self.codec = U2NetCodec(options.u2net.resample)
+        self.codec = codec_for(spec.backend, options)
     _torch_device: torch.device
     _dtype: torch.dtype = torch.float32
     _memory_format: torch.memory_format = torch.contiguous_format

@@ -71,7 +71,11 @@ class Refined:
 def band_radius(alpha: np.ndarray, share: float = BAND_SHARE) -> int:
     """Half-width in pixels of the unknown band for ``alpha``: ``share`` of the subject's size
     (the side of a square of its area), within :data:`MIN_BAND`..:data:`MAX_BAND`."""
-    area = cv2.countNonZero(cv2.compare(alpha, 0.5, cv2.CMP_GE))
+    return _radius(cv2.countNonZero(cv2.compare(alpha, 0.5, cv2.CMP_GE)), share)
+
+
+def _radius(area: int, share: float = BAND_SHARE) -> int:
+    """:func:`band_radius` for a subject of ``area`` pixels."""
     return int(np.clip(round(share * area ** 0.5), MIN_BAND, MAX_BAND))
 
 
@@ -382,7 +386,7 @@ def _background_colour(image: np.ndarray, alpha: np.ndarray) -> np.ndarray | Non
     area = cv2.countNonZero(subject)
     if not area:
         return None
-    radius = max(3, int(np.clip(round(BAND_SHARE * area ** 0.5), MIN_BAND, MAX_BAND)) * 3)
+    radius = max(3, _radius(area) * 3)
     # Only pixels within ``radius`` of the subject can be in the ring: the distances are taken
     # in the subject's box widened by that much (the same distances as over the whole frame: a
     # shortest path between two pixels of a rectangle stays in it).

@@ -57,6 +57,7 @@ BYTES_PER_PIXEL = 45
 WIDE_EXTRA = 30
 TRANSPARENT_EXTRA = 12
 KEY = "daemon.max_decode_mb"
+NO_SOLVER = (0, 0, 0)
 # What an edge mode's band solver adds (measured above): bytes per pixel of its working
 # resolution (the photo's pixels, at most WORK_PIXELS), MB whatever the size, bytes per pixel
 # of the photo.
@@ -74,17 +75,14 @@ def bytes_per_pixel(header: Header) -> int:
 def estimate_mb(header: Header, file_bytes: int, edges: EdgeMode | None = None) -> int:
     """The memory, in MB, that matting this photo is expected to take at its peak, its edges
     finished as ``edges`` says (None: no band solver)."""
-    solver = 0
-    if edges in SOLVER_COST:
-        per_work, fixed_mb, per_pixel = SOLVER_COST[edges]
-        solver = (per_work * min(header.pixels, WORK_PIXELS) + fixed_mb * MB
-                  + per_pixel * header.pixels)
+    per_work, fixed_mb, per_pixel = SOLVER_COST.get(edges, NO_SOLVER)
+    solver = per_work * min(header.pixels, WORK_PIXELS) + fixed_mb * MB + per_pixel * header.pixels
     return math.ceil((header.pixels * bytes_per_pixel(header) + file_bytes + solver) / MB)
 
 
 def most_pixels(limit_mb: int, header: Header, edges: EdgeMode | None = None) -> float:
     """About the most pixels a photo like ``header`` may have to fit in ``limit_mb``."""
-    per_work, fixed_mb, per_pixel = SOLVER_COST.get(edges, (0, 0, 0)) if edges else (0, 0, 0)
+    per_work, fixed_mb, per_pixel = SOLVER_COST.get(edges, NO_SOLVER)
     room = limit_mb * MB - fixed_mb * MB
     rate = bytes_per_pixel(header) + per_pixel
     if room > (rate + per_work) * WORK_PIXELS:  # past the solver's working resolution
