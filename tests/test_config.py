@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -56,12 +58,38 @@ def test_unknown_key_names_its_path(folders: Path) -> None:
 
 
 def test_bad_type_and_missing_key(folders: Path) -> None:
-    path = write(folders, '[daemon]\nworkers = "two"\n[[watch]]\nname = "a"\ninput = "in"\n')
+    path = write(folders, '[daemon]\nmax_attempts = "two"\n[[watch]]\nname = "a"\n'
+                          'input = "in"\n')
     with pytest.raises(ConfigError) as exc:
         config.load(path)
     found = problems(exc)
-    assert "daemon.workers" in found and "integer" in found["daemon.workers"]
+    assert "daemon.max_attempts" in found and "integer" in found["daemon.max_attempts"]
     assert found["watch[0].output"] == "required key is missing"
+
+
+@pytest.mark.parametrize("value", ['"two"', "0", "17", "true", "2.5"])
+def test_workers_is_auto_or_a_count_in_range(folders: Path, value: str) -> None:
+    path = write(folders, f'[daemon]\nworkers = {value}\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    assert problems(exc) == {"daemon.workers": "must be 'auto' or a whole number from 1 to 16"}
+
+
+def test_workers_auto_is_a_worker_per_core_plus_one(folders: Path) -> None:
+    settings = config.load(write(folders, ""))
+    assert settings.daemon.workers == "auto"
+    assert settings.daemon.worker_count == config.auto_workers(config.cores_available())
+    assert [config.auto_workers(n) for n in (1, 2, 3, 8, 15, 16, 64)] == [3, 3, 4, 9, 16, 16, 16]
+    assert config.load(write(folders, "[daemon]\nworkers = 5\n")).daemon.worker_count == 5
+
+
+def test_cores_available_counts_the_cpu_affinity() -> None:
+    """A daemon that systemd pins to some cores (CPUAffinity=) sizes its workers to those."""
+    script = ("import os; from mattectl import config; os.sched_setaffinity(0, {min("
+              "os.sched_getaffinity(0))}); print(config.cores_available())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "1"
 
 
 def test_missing_input_folder(tmp_path: Path) -> None:

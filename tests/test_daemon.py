@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from mattectl.config import auto_workers, cores_available
 from mattectl.errors import ExitCode
 from mattectl.fsutil import is_temp
 from mattectl.housekeeping import prune_jobs
@@ -48,6 +49,9 @@ def test_drop_photos_get_cutouts_and_status_tells_the_truth(daemon: DaemonProces
                     timeout=120, what="five finished jobs")
     status = daemon.status()
     assert status["state"] == "running" and status["healthy"] is True
+    # daemon.workers = "auto" (the default): a worker per core the daemon may use, plus one
+    assert status["workers"] == auto_workers(cores_available()) >= 3
+    assert f"{status['workers']} workers" in daemon.cli("status").stdout
     [folder] = status["folders"]
     assert (folder["done"], folder["failed"], folder["queued"], folder["running"]) == (2, 3, 0, 0)
     [model] = status["models"]

@@ -208,7 +208,7 @@ class Daemon:
                       on_input_changed=self.intake.notify, paused=self.pauses,
                       job_log=self.job_log,
                       thumbnails=self.thumbnails if self.web is not None else None)
-            for i in range(settings.daemon.workers)
+            for i in range(settings.daemon.worker_count)
         ]
         for worker in self.workers:
             worker.start()

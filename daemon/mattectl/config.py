@@ -91,6 +91,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+def cores_available() -> int:
+    """CPU cores this process may run on: systemd's ``CPUAffinity=`` and a container's cpuset
+    count, where ``os.cpu_count()`` sees the whole machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+MAX_WORKERS = 16
+
+
+def auto_workers(cores: int) -> int:
+    """``daemon.workers = "auto"``: a photo being finished per core (its edges take one core
+    for a while: matting takes seconds) and one more to feed the model, at least three."""
+    return max(3, min(MAX_WORKERS, cores + 1))
+
+
 class DaemonConfig(_Strict):
     state_dir: ConfigPath = Field(
         default_factory=_default_state_dir,
@@ -99,10 +117,11 @@ class DaemonConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity."
     )
-    workers: int = Field(
-        3, ge=1, le=16, description=(
-            "Jobs in flight at once. Each model runs one photo at a time; the others decode, "
-            "finish and encode meanwhile, so that the model never waits for them (three kept "
+    workers: int | Literal["auto"] = Field(
+        "auto", description=(
+            "Jobs in flight at once (1-16). Each model runs one photo at a time; the others "
+            "decode, finish and encode meanwhile, so that the model never waits for them. "
+            "'auto': one per CPU core this daemon may use, plus one, at least 3 (three kept "
             "U2-NetP busier than two on a 2-core CPU: mattectl bench --daemon --workers N)."),
     )
     rescan_interval_s: float = Field(
@@ -154,6 +173,21 @@ class DaemonConfig(_Strict):
             "mattectl; a file here overrides a shipped preset of the same name."
         ),
     )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_in_range(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not 1 <= value <= MAX_WORKERS:
+            raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_WORKERS}")
+        return value
+
+    @property
+    def worker_count(self) -> int:
+        """``workers`` as a number, 'auto' resolved on this machine (:func:`auto_workers`)."""
+        return auto_workers(cores_available()) if self.workers == "auto" else self.workers
 
 
 class DatabaseConfig(_Strict):

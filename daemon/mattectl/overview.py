@@ -92,6 +92,7 @@ class Overview:
     hosts: list[HostOverview] = field(default_factory=list)  # every workstation on the log
     # Recent cutouts the model was unsure of (confidence under LOW_CONFIDENCE): worth a look.
     low_confidence: list[dict[str, Any]] = field(default_factory=list)
+    workers: int = 0  # the running daemon's jobs in flight at once (daemon.workers resolved)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -265,6 +266,7 @@ def build_overview(settings: Settings, repo: JobRepository,
         interrupted_jobs=[] if alive else jobs,
         hosts=hosts if host == this_host else [h for h in hosts if h.name == host],
         low_confidence=unsure,
+        workers=report.workers,
     )
 
 

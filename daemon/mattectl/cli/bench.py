@@ -201,7 +201,7 @@ def bench(
         return
     if daemon:
         _bench_daemon(settings, backend, images, sizes, count, rounds,
-                      workers or settings.daemon.workers, clean_edges,
+                      workers or settings.daemon.worker_count, clean_edges,
                       edges.value if edges else None, json_out)
         return
     models = ModelCache(settings.models, settings.models_dir)

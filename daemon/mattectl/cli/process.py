@@ -22,7 +22,7 @@ from mattectl.cli.common import (
     job_log_if_any,
     load_settings_or_defaults,
 )
-from mattectl.config import DEFAULT_EXTENSIONS, Settings, WatchConfig
+from mattectl.config import DEFAULT_EXTENSIONS, Settings, WatchConfig, cores_available
 from mattectl.errors import ExitCode, InputError, MattectlError, ModelUnavailableError
 from mattectl.imageio.options import OutputFormat
 from mattectl.matting.naming import output_path
@@ -95,7 +95,7 @@ def finishing_threads() -> int:
     The edge finishing is one core's work for each photo (matting: seconds a photo); the memory
     budget (``daemon.max_decode_mb``, the solver's share included) still bounds them. On the
     9 hairgt photos with the default matting, 2 cores: 28.9 s with one, 21.4 s with two."""
-    return max(1, min(os.cpu_count() or 1, 8))
+    return max(1, min(cores_available(), 8))
 
 
 def process(

@@ -51,7 +51,9 @@ def _render(ov: Overview) -> None:
     colour = "green" if ov.healthy else ("yellow" if ov.state == "running" else "red")
     head = f"[bold {colour}]{HEADS.get(ov.state, ov.state)}[/]"
     if ov.state == "running":
-        head += f"  {ov.instance}, since {ov.since}, heartbeat {ov.heartbeat_age_s:.0f} s ago"
+        workers = f", {ov.workers} workers" if ov.workers else ""
+        head += (f"  {ov.instance}, since {ov.since}{workers}, "
+                 f"heartbeat {ov.heartbeat_age_s:.0f} s ago")
     elif ov.instance:
         head += f"  (last seen: {ov.instance}, heartbeat {ov.heartbeat_age_s:.0f} s ago)"
     console.print(head, highlight=False)
