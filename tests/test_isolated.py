@@ -63,6 +63,25 @@ def test_child_answers_like_the_backend_in_process(graphs: dict[str, Path]) -> N
     assert not alive(pid)
 
 
+def test_the_log_says_once_where_the_model_loaded(graphs: dict[str, Path],
+                                                  caplog: pytest.LogCaptureFixture,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """One "loaded model" and one "unloaded model" line per load, the proxy's, naming the
+    model's process; the child's own (copied to the daemon's journal) said it a second time."""
+    backend = isolated(graphs["matte"])
+    with caplog.at_level("INFO"):  # the child logs at the root logger's level
+        backend.load()
+        pid = backend.pid
+        backend.unload()
+    said = [r.getMessage() for r in caplog.records if "loaded model" in r.getMessage()]
+    assert len(said) == 2, said
+    assert said[0].startswith("loaded model bshm from ")
+    assert f" on cpu in its own process (pid {pid}) in " in said[0]
+    assert said[1] == "unloaded model bshm"
+    child = capfd.readouterr().err  # what the child wrote, copied to the daemon's stderr
+    assert "loaded model" not in child
+
+
 def test_tensorflow_abort_fails_the_call_and_the_next_one_reloads(
         graphs: dict[str, Path]) -> None:
     backend = isolated(graphs["abort"])

@@ -65,8 +65,10 @@ class MattingBackend(ABC):
         self._device: str | None = None
         self.last_used = time.monotonic()
         self.warning: str | None = None  # e.g. a GPU machine running this model on its CPU
-        # False where another object reports the device for this one (the process proxy).
-        self.checks_device = True
+        # False where another object reports for this one (the process proxy, in the daemon):
+        # the device check, and the "loaded model" and "unloaded model" lines of the log
+        # (the proxy's say which process; the child's went to the same journal twice).
+        self.reports = True
         self.precision: str | None = None  # the number format inference runs in, once loaded
 
     @property
@@ -88,9 +90,11 @@ class MattingBackend(ABC):
                 started = time.perf_counter()
                 packaged.check(self.spec, self.weights)  # the shipped file: its checksum
                 self._device = self._load()
-                logger.info("loaded model %s from %s on %s in %.1f s", self.name, self.weights,
-                            self._device, time.perf_counter() - started)
-                if self.checks_device:
+                logger.log(logging.INFO if self.reports else logging.DEBUG,
+                           "loaded model %s from %s on %s%s in %.1f s", self.name,
+                           self.weights, self._device, self._where(),
+                           time.perf_counter() - started)
+                if self.reports:
                     self._check_device(self._device)
             return self._device
 
@@ -117,7 +121,12 @@ class MattingBackend(ABC):
             if self._device is not None:
                 self._unload()
                 self._device = None
-                logger.info("unloaded model %s", self.name)
+                logger.log(logging.INFO if self.reports else logging.DEBUG,
+                           "unloaded model %s", self.name)
+
+    def _where(self) -> str:
+        """Where the model runs, for the log's "loaded model" line, when not in this process."""
+        return ""
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         _check_input(rgb)

@@ -59,7 +59,7 @@ def _exit_with_parent() -> None:
 def _build(target: str, spec: Any, weights: Any, options: Any) -> MattingBackend:
     module_name, _, class_name = target.partition(":")
     backend = getattr(importlib.import_module(module_name), class_name)(spec, weights, options)
-    backend.checks_device = False  # the parent's proxy checks and reports the device
+    backend.reports = False  # the parent's proxy checks the device and logs the load
     return backend
 
 

@@ -105,6 +105,9 @@ class IsolatedBackend(MattingBackend):
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def _where(self) -> str:
+        return f" in its own process (pid {self.pid})"
+
     # -- the child's life ----------------------------------------------------------------------
 
     def _start_child(self) -> None:
