@@ -33,7 +33,7 @@ def load_check(spec: ModelSpec, weights: Path, options: ModelsConfig,
     Messages name ``label`` (where the weights came from) instead of a temporary path."""
     cpu = options.model_copy(update={"device": "cpu", "require_gpu": False})
     backend = backend_class(spec.backend)(spec, weights, cpu)
-    backend.checks_device = False  # a check, not a deployment: the CPU is the point
+    backend.reports = False  # a check, not a deployment: the CPU is the point, no log line
     label = label or str(weights)
     try:
         alpha = backend.predict(np.full((PROBE_SIZE, PROBE_SIZE, 3), 128, np.uint8))
