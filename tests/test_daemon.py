@@ -18,6 +18,7 @@ from mattectl.config import auto_workers, cores_available
 from mattectl.errors import ExitCode
 from mattectl.fsutil import is_temp
 from mattectl.housekeeping import prune_jobs
+from mattectl.overview import when
 from mattectl.store import backup, database
 from mattectl.store.manifest import MANIFEST_NAME
 from mattectl.store.repository import JobRepository
@@ -51,7 +52,9 @@ def test_drop_photos_get_cutouts_and_status_tells_the_truth(daemon: DaemonProces
     assert status["state"] == "running" and status["healthy"] is True
     # daemon.workers = "auto" (the default): a worker per core the daemon may use, plus one
     assert status["workers"] == auto_workers(cores_available()) >= 3
-    assert f"{status['workers']} workers" in daemon.cli("status").stdout
+    head = daemon.cli("status").stdout.splitlines()[0]  # one line at 80 columns
+    assert f"since {when(status['since'])}, {status['workers']} workers, heartbeat " in head
+    assert head.endswith(" s ago"), head
     [folder] = status["folders"]
     assert (folder["done"], folder["failed"], folder["queued"], folder["running"]) == (2, 3, 0, 0)
     [model] = status["models"]

@@ -10,14 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from mattectl.errors import ExitCode
-from mattectl.overview import build_overview, daemon_state
+from mattectl.overview import build_overview, daemon_state, when
 from mattectl.report import DaemonReport
 from mattectl.store.models import utcnow
 from mattectl.store.repository import DaemonInfo, HostInfo, JobRepository, JobResult, NewJob
@@ -161,3 +161,13 @@ def test_status_lists_the_recent_cutouts_the_model_was_unsure_of(
     assert [(j["file"], j["confidence"]) for j in ov.low_confidence] == [
         ("3.jpg", 0.58), ("1.jpg", 0.31)]  # newest first; unmeasured jobs are not flagged
     assert json.loads(json.dumps(ov.to_dict()))["low_confidence"][1]["output"] == "/out/1.png"
+
+
+def test_times_read_as_a_person_reads_them() -> None:
+    """`mattectl status` and the page: today's times to the second, older ones with the date,
+    in this machine's time zone (the job log keeps UTC)."""
+    now = datetime.now(UTC)
+    assert when(now.isoformat()) == now.astimezone().strftime("%H:%M:%S")
+    old = now - timedelta(days=3)
+    assert when(old) == old.astimezone().strftime("%Y-%m-%d %H:%M")
+    assert when(None) == "-"

@@ -98,6 +98,19 @@ class Overview:
         return asdict(self)
 
 
+def when(value: datetime | str | None) -> str:
+    """A time as the page and ``mattectl status`` show it, in this machine's time zone:
+    ``14:03:22`` today, else ``2026-12-04 14:03``."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    local = value.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of a non-empty list, else None."""
     if not values:

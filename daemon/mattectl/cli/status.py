@@ -17,7 +17,7 @@ from mattectl.cli.output import (
     shorten_left,
 )
 from mattectl.errors import ExitCode
-from mattectl.overview import ModelOverview, Overview, build_overview
+from mattectl.overview import ModelOverview, Overview, build_overview, when
 
 LOW_SHOWN = 5  # low-confidence cutouts listed by name
 
@@ -52,7 +52,7 @@ def _render(ov: Overview) -> None:
     head = f"[bold {colour}]{HEADS.get(ov.state, ov.state)}[/]"
     if ov.state == "running":
         workers = f", {ov.workers} workers" if ov.workers else ""
-        head += (f"  {ov.instance}, since {ov.since}{workers}, "
+        head += (f"  {ov.instance}, since {when(ov.since)}{workers}, "
                  f"heartbeat {ov.heartbeat_age_s:.0f} s ago")
     elif ov.instance:
         head += f"  (last seen: {ov.instance}, heartbeat {ov.heartbeat_age_s:.0f} s ago)"
@@ -89,7 +89,7 @@ def _render(ov: Overview) -> None:
         path = str(lo["output"])
         if console.is_terminal:  # a path is never wrapped: on a screen, its end says most
             path = shorten_left(path, console.width - len(label))
-        print_message(console, f"{label}{path} (job {lo['job']}, {lo['finished_at']})")
+        print_message(console, f"{label}{path} (job {lo['job']}, {when(lo['finished_at'])})")
     for job in ov.low_confidence[:LOW_SHOWN]:
         print_message(console, f"low confidence {job['confidence']:.2f}: job {job['job']}: "
                                f"{job['file']} ({job['folder']}): check the cutout")

@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from mattectl.overview import ModelOverview
+from mattectl.overview import ModelOverview, when
 from mattectl.rules.report import describe
 from mattectl.store.repository import Job
 from mattectl.store.status import JobStatus
@@ -27,18 +27,6 @@ def templates() -> jinja2.Environment:
     env.filters["when"] = when
     env.filters["ms"] = ms
     return env
-
-
-def when(value: datetime | str | None) -> str:
-    """A time in the server's local time zone: ``14:03:22`` today, else ``2026-12-04 14:03``."""
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    local = value.astimezone()
-    if local.date() == datetime.now().astimezone().date():
-        return local.strftime("%H:%M:%S")
-    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def ms(value: float | None) -> str:
