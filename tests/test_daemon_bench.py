@@ -22,3 +22,20 @@ def test_the_benchmark_daemon_runs_the_edges_mode_asked_for(tmp_path: Path,
     default = config.WatchConfig.model_fields["edges"].default
     assert watch.edges == (EdgeMode(edges) if edges else default)
     assert watch.clean_edges is True and watch.stability_s == options.stability_s
+
+
+def test_the_benchmark_daemon_loads_the_models_settings_of_the_bare_loop(tmp_path: Path) -> None:
+    """The bare loop runs the user's [models]; the daemon it is compared with must too (it ran
+    bfloat16 against a float32 bare loop when only dir, isolation and threads were written)."""
+    (tmp_path / "in").mkdir()
+    weights = tmp_path / "mine.pth"
+    models = config.parse({"models": {
+        "isolation": "inline", "threads": 2, "idle_unload_s": 60, "preload": ["u2netp"],
+        "paths": {"u2netp": str(weights)},
+        "u2net": {"precision": "float32", "resample": "lanczos"}}}).models
+    options = daemon_bench.DaemonBenchOptions(rounds=1, workers=4)
+    path = daemon_bench._config(tmp_path, models, tmp_path / "models", options)
+    loaded = config.load(path)
+    assert loaded.models == models.model_copy(update={"dir": tmp_path / "models"})
+    assert loaded.models.u2net.precision == "float32"
+    assert loaded.daemon.worker_count == 4

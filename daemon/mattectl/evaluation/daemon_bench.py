@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from PIL import Image
 
 from mattectl.backends.cache import ModelCache
@@ -131,16 +132,23 @@ def bare_loop(photos: Sequence[Path], models: ModelsConfig, models_dir: Path,
 
 def _config(root: Path, models: ModelsConfig, models_dir: Path,
             options: DaemonBenchOptions) -> Path:
-    threads = f"threads = {models.threads}\n" if models.threads else ""
+    """The benchmark daemon's config: its own folders, and every ``[models]`` setting the bare
+    loop runs with (number format, resampling, threads, isolation, weights' paths...), so that
+    both measure the same model."""
+    watch: dict[str, Any] = {"name": "bench", "input": "in", "output": "out",
+                             "model": options.model, "stability_s": options.stability_s,
+                             "clean_edges": options.clean_edges}
+    if options.edges:
+        watch["edges"] = options.edges
+    document = {
+        "daemon": {"state_dir": "state", "heartbeat_s": 1.0, "workers": options.workers,
+                   "allow_root": os.geteuid() == 0},
+        "models": {**models.model_dump(mode="json", exclude_defaults=True),
+                   "dir": str(models_dir)},
+        "watch": [watch],
+    }
     path = root / "mattectl.toml"
-    path.write_text(
-        f'[daemon]\nstate_dir = "state"\nheartbeat_s = 1.0\nworkers = {options.workers}\n'
-        f"allow_root = {str(os.geteuid() == 0).lower()}\n\n"
-        f'[models]\ndir = "{models_dir}"\nisolation = "{models.isolation}"\n{threads}\n'
-        f'[[watch]]\nname = "bench"\ninput = "in"\noutput = "out"\nmodel = "{options.model}"\n'
-        f"stability_s = {options.stability_s}\n"
-        f"clean_edges = {str(options.clean_edges).lower()}\n"
-        + (f'edges = "{options.edges}"\n' if options.edges else ""))
+    path.write_text(tomli_w.dumps(document))
     return path
 
 
