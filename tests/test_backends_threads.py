@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from mattectl.backends import GOMP_DEFAULT_SPINCOUNT, spinning_threads
+from mattectl.backends.cache import ModelCache, closing_models
+from mattectl.config import ModelsConfig
 
 from .clikit import DAEMON
 
@@ -27,3 +34,27 @@ def test_idle_openmp_threads_sleep_by_default() -> None:
 
 def test_an_explicit_policy_is_kept() -> None:
     assert run("ACTIVE") == "ACTIVE"
+
+
+@pytest.mark.slow
+def test_benchmarks_can_start_a_model_whose_threads_spin(shared_models: Path) -> None:
+    """spinning_threads() reaches the model's process (the bare loops of `mattectl bench`), and
+    only the one started under it: libgomp reads GOMP_SPINCOUNT once, at its start."""
+
+    def environment(cache: ModelCache) -> dict[str, str]:
+        backend = cache.get("u2netp")
+        backend.load()
+        raw = Path(f"/proc/{backend.pid}/environ").read_bytes()
+        return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+    models = ModelsConfig(isolation="process")
+    with spinning_threads():
+        spinning = ModelCache(models, shared_models)
+        with closing_models(spinning):
+            child = environment(spinning)
+    assert child["GOMP_SPINCOUNT"] == GOMP_DEFAULT_SPINCOUNT
+    assert child["OMP_WAIT_POLICY"] == "PASSIVE"  # overridden by the spin count, as libgomp does
+    assert os.environ.get("GOMP_SPINCOUNT") != GOMP_DEFAULT_SPINCOUNT  # restored
+    passive = ModelCache(models, shared_models)
+    with closing_models(passive):
+        assert "GOMP_SPINCOUNT" not in environment(passive)

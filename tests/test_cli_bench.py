@@ -71,3 +71,47 @@ def test_bench_rejects_an_unknown_size(tmp_path: Path, shared_models: Path) -> N
                     "--config", write_config(tmp_path, shared_models))
     assert done.returncode == 1
     assert "unknown size 'huge'" in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_daemon_measures_the_daemon_against_both_bare_loops(
+        tmp_path: Path, shared_models: Path, human_photos: list[Path]) -> None:
+    """The command behind the README's daemon figure: a real daemon, a bare loop as the daemon
+    runs the model and one with its threads spinning, per round."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted(human_photos, key=lambda p: p.stat().st_size)[:3]:
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    done = mattectl("bench", "--daemon", "--images", photos, "--rounds", "2", "--edges",
+                    "clean", "--workers", "2", "--config",
+                    write_config(tmp_path, shared_models), "--json", tmp_path / "d.json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "d.json").read_text())
+    assert result["photos"] == 3 and len(result["rounds"]) == 2
+    assert result["options"]["workers"] == 2 and result["options"]["edges"] == "clean"
+    for r in result["rounds"]:
+        assert r["bare_s"] > 0 and r["bare_spinning_s"] > 0 and r["drop_to_last_s"] > 0
+        assert r["ratio"] == pytest.approx(r["bare_s"] / r["drop_to_last_s"])
+        assert r["ratio_spinning"] == pytest.approx(r["bare_spinning_s"] / r["drop_to_last_s"])
+        assert r["daemon_cpu_s"] > 0 and r["inference_cpu_s"] > 0
+    assert result["ratio_spinning_per_round"] == [r["ratio_spinning"] for r in result["rounds"]]
+    assert f"{result['ratio']:.2f}" in done.stdout
+    assert f"{result['ratio_spinning']:.2f}" in done.stdout
+    assert "round 2: bare loop" in done.stderr and "threads spinning" in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_precision_times_each_format_in_its_own_process(tmp_path: Path,
+                                                             shared_models: Path) -> None:
+    done = mattectl("bench", "--precision", "float32,bfloat16", "--sizes", "480x320",
+                    "--count", "2", "--config", write_config(tmp_path, shared_models),
+                    "--json", tmp_path / "p.json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["precision"]: r for r in json.loads((tmp_path / "p.json").read_text())}
+    assert set(rows) == {"float32", "bfloat16"}
+    for r in rows.values():
+        assert r["forward_ms"] > 0 and r["predict_ms"] > 0
+        assert r["gflops"] == pytest.approx(r["gflop"] / (r["forward_ms"] / 1000))
+    assert rows["float32"]["gflop"] == pytest.approx(rows["bfloat16"]["gflop"])
+    assert 30 < rows["float32"]["gflop"] < 50  # U²-NetP: 39.5 GFLOP at 320x320
+    assert "threads spin" in done.stdout

@@ -6,8 +6,10 @@ imported, so importing this package imports neither torch nor tensorflow.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,8 +20,32 @@ if TYPE_CHECKING:
 # once, when the first framework loads it, and every backend module is imported through this
 # package, so this is early enough. Measured on a 2-core machine shared with other work (u2netp,
 # 1080p, 2 threads): 2.5-3x the throughput of the default, whose spinning threads burn the cores
-# that decoding, encoding and other processes need. An explicit setting in the environment wins.
+# that decoding, encoding and other processes need; on the quiet 2-core machine, the daemon with
+# clean edges did 4.9-5.2 photos/s with it against 4.2-4.4 spinning (bench --daemon, 19 photos,
+# 2026-12-05). An explicit setting in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# libgomp's own spin count when OMP_WAIT_POLICY is unset: threads spin this many times at a
+# barrier before they sleep (an explicit GOMP_SPINCOUNT overrides the policy's count).
+GOMP_DEFAULT_SPINCOUNT = "300000"
+
+
+@contextlib.contextmanager
+def spinning_threads() -> Iterator[None]:
+    """Model processes started meanwhile (``models.isolation = "process"``) let their OpenMP
+    threads spin between operations as libgomp does by default, instead of sleeping: the model
+    alone at its fastest, for the benchmarks' bare loops. Passive threads give the pipeline
+    more (their sleep is the cores' time for decoding and finishing photos) but make a lone
+    forward pass slower: U²-NetP at 320x320, bfloat16, 2 cores, 112-119 ms spinning against
+    130-160 passive. A model running inline is not changed (its runtime is already loaded)."""
+    saved = os.environ.get("GOMP_SPINCOUNT")
+    os.environ["GOMP_SPINCOUNT"] = GOMP_DEFAULT_SPINCOUNT
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GOMP_SPINCOUNT", None)
+        else:
+            os.environ["GOMP_SPINCOUNT"] = saved
 
 BACKENDS: dict[str, str] = {
     "u2net": "mattectl.backends.u2net:U2NetBackend",

@@ -2,7 +2,10 @@
 
 Each round: (1) the bare loop decodes every photo up front, then only calls ``predict`` on each
 (the model alone, its pre- and post-processing included, as configured: in its own process by
-default); (2) a real ``mattectl run`` is started on fresh folders with the same models settings,
+default), twice: with the model's threads as the daemon runs them (sleeping when they wait:
+the reference ratio) and spinning (the model alone at its fastest; see
+``mattectl.backends.spinning_threads``); (2) a real ``mattectl run`` is started on fresh folders
+with the same models settings,
 warmed with one photo, then every photo is copied into its drop folder at once and the time
 from the drop to the last cutout is measured. Rounds alternate the two so that machine noise
 hits both; each round's ratio compares runs made seconds apart, and the median of the rounds'
@@ -28,6 +31,7 @@ from typing import Any
 import tomli_w
 from PIL import Image
 
+from mattectl.backends import spinning_threads
 from mattectl.backends.cache import ModelCache
 from mattectl.config import ModelsConfig
 from mattectl.errors import MattectlError
@@ -52,8 +56,9 @@ class DaemonBenchOptions:
 
 @dataclass(frozen=True)
 class Round:
-    bare_s: float  # the model alone over every photo
+    bare_s: float  # the model alone over every photo, as the daemon runs it
     bare_cpu_s: float  # CPU of the model's process meanwhile (NaN when inline)
+    bare_spinning_s: float  # the same, its threads spinning (NaN when inline: not measured)
     drop_to_last_s: float  # the daemon, from the drop to the last cutout
     first_to_last_s: float
     daemon_cpu_s: float  # the daemon's own process
@@ -63,6 +68,10 @@ class Round:
     @property
     def ratio(self) -> float:
         return self.bare_s / self.drop_to_last_s
+
+    @property
+    def ratio_spinning(self) -> float:
+        return self.bare_spinning_s / self.drop_to_last_s
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,11 @@ class DaemonBenchResult:
         """Median over the rounds of (bare loop time / daemon drop-to-last time)."""
         return statistics.median(r.ratio for r in self.rounds)
 
+    @property
+    def ratio_spinning(self) -> float:
+        """The same against the bare loop whose threads spin (the model alone at its fastest)."""
+        return statistics.median(r.ratio_spinning for r in self.rounds)
+
     def median(self, key: str) -> float:
         return statistics.median(getattr(r, key) for r in self.rounds)
 
@@ -84,13 +98,17 @@ class DaemonBenchResult:
         return {
             "photos": n, "options": asdict(self.options),
             "ratio": self.ratio, "ratio_per_round": [r.ratio for r in self.rounds],
+            "ratio_spinning": self.ratio_spinning,
+            "ratio_spinning_per_round": [r.ratio_spinning for r in self.rounds],
             "bare_img_per_s": n / self.median("bare_s"),
+            "bare_spinning_img_per_s": n / self.median("bare_spinning_s"),
             "daemon_img_per_s": n / self.median("drop_to_last_s"),
             "cpu_ms_per_photo": {key: self.median(key) / n * 1000 for key in
                                  ("bare_cpu_s", "daemon_cpu_s", "inference_cpu_s")},
             "median_stage_ms": {s: statistics.median(r.stages_ms[s] for r in self.rounds)
                                 for s in STAGES},
-            "rounds": [{**asdict(r), "ratio": r.ratio} for r in self.rounds],
+            "rounds": [{**asdict(r), "ratio": r.ratio, "ratio_spinning": r.ratio_spinning}
+                       for r in self.rounds],
         }
 
 
@@ -102,8 +120,12 @@ def run(photos: Sequence[Path], models: ModelsConfig, models_dir: Path,
     rounds = []
     for i in range(options.rounds):
         bare_s, bare_cpu = bare_loop(photos, models, models_dir, options.model)
-        rounds.append(Round(bare_s, bare_cpu, **daemon_run(photos, models, models_dir,
-                                                            options)))
+        spinning = math.nan
+        if models.isolation == "process":
+            with spinning_threads():
+                spinning, _ = bare_loop(photos, models, models_dir, options.model)
+        rounds.append(Round(bare_s, bare_cpu, spinning,
+                            **daemon_run(photos, models, models_dir, options)))
         progress(i, rounds[-1])
     return DaemonBenchResult(len(photos), options, rounds)
 
