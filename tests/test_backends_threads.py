@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import mattectl.backends
 from mattectl.backends import GOMP_DEFAULT_SPINCOUNT, spinning_threads
 from mattectl.backends.cache import ModelCache, closing_models
 from mattectl.config import ModelsConfig
@@ -37,9 +38,12 @@ def test_an_explicit_policy_is_kept() -> None:
 
 
 @pytest.mark.slow
-def test_benchmarks_can_start_a_model_whose_threads_spin(shared_models: Path) -> None:
+def test_benchmarks_can_start_a_model_whose_threads_spin(shared_models: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """spinning_threads() reaches the model's process (the bare loops of `mattectl bench`), and
     only the one started under it: libgomp reads GOMP_SPINCOUNT once, at its start."""
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setattr(mattectl.backends, "_POLICY_GIVEN", False)  # whatever CI's env says
 
     def environment(cache: ModelCache) -> dict[str, str]:
         backend = cache.get("u2netp")
@@ -54,7 +58,18 @@ def test_benchmarks_can_start_a_model_whose_threads_spin(shared_models: Path) ->
             child = environment(spinning)
     assert child["GOMP_SPINCOUNT"] == GOMP_DEFAULT_SPINCOUNT
     assert child["OMP_WAIT_POLICY"] == "PASSIVE"  # overridden by the spin count, as libgomp does
-    assert os.environ.get("GOMP_SPINCOUNT") != GOMP_DEFAULT_SPINCOUNT  # restored
+    assert "GOMP_SPINCOUNT" not in os.environ  # as it was
     passive = ModelCache(models, shared_models)
     with closing_models(passive):
         assert "GOMP_SPINCOUNT" not in environment(passive)
+
+
+def test_an_explicit_spin_setting_is_kept_by_the_benchmarks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    with spinning_threads():
+        assert os.environ["GOMP_SPINCOUNT"] == "1000"
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setattr(mattectl.backends, "_POLICY_GIVEN", True)  # OMP_WAIT_POLICY was set
+    with spinning_threads():
+        assert "GOMP_SPINCOUNT" not in os.environ

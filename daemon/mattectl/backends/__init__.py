@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # that decoding, encoding and other processes need; on the quiet 2-core machine, the daemon with
 # clean edges did 4.9-5.2 photos/s with it against 4.2-4.4 spinning (bench --daemon, 19 photos,
 # 2026-12-05). An explicit setting in the environment wins.
+_POLICY_GIVEN = "OMP_WAIT_POLICY" in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # libgomp's own spin count when OMP_WAIT_POLICY is unset: threads spin this many times at a
 # barrier before they sleep (an explicit GOMP_SPINCOUNT overrides the policy's count).
@@ -36,7 +37,12 @@ def spinning_threads() -> Iterator[None]:
     alone at its fastest, for the benchmarks' bare loops. Passive threads give the pipeline
     more (their sleep is the cores' time for decoding and finishing photos) but make a lone
     forward pass slower: U²-NetP at 320x320, bfloat16, 2 cores, 112-119 ms spinning against
-    130-160 passive. A model running inline is not changed (its runtime is already loaded)."""
+    130-160 passive. A model running inline is not changed (its runtime is already loaded), nor
+    is anything when the environment sets ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` itself.
+    For a benchmark's own thread: it changes this process's environment while it lasts."""
+    if _POLICY_GIVEN or "GOMP_SPINCOUNT" in os.environ:
+        yield
+        return
     saved = os.environ.get("GOMP_SPINCOUNT")
     os.environ["GOMP_SPINCOUNT"] = GOMP_DEFAULT_SPINCOUNT
     try:

@@ -96,10 +96,12 @@ def _bench_precisions(settings: Settings, backend: list[str] | None, formats: st
         table.add_row(r.precision, r.device, f"{r.forward_ms:.0f}", f"{r.gflops:.0f}",
                       f"{r.predict_ms:.0f}", f"{base.predict_ms / r.predict_ms:.2f}x")
     console.print(table)
+    spin = ("; the model's threads spin between operations here, as nothing else wants the "
+            "cores (the daemon lets them sleep: mattectl.backends.spinning_threads)"
+            if settings.models.isolation == "process"
+            and all(r.device == "cpu" for r in results) else "")
     console.print(f"one forward pass is {results[0].gflop:.1f} GFLOP (convolutions, multiply "
-                  "and add counted apart); the model's threads spin between operations here, "
-                  "as nothing else wants the cores (the daemon lets them sleep: "
-                  "mattectl.backends.spinning_threads)", highlight=False)
+                  f"and add counted apart){spin}", highlight=False)
     if json_out:
         rows = [{**asdict(r), "gflops": r.gflops} for r in results]
         write_file(json_out, json.dumps(rows, indent=1).encode(), "overwrite")
@@ -155,7 +157,8 @@ def _bench_daemon(settings: Settings, backend: list[str] | None, images: Path | 
     cpu = data["cpu_ms_per_photo"]
     console.print(f"job log stage p50, ms: {stages}\nCPU ms per photo: daemon "
                   f"{cpu['daemon_cpu_s']:.0f} + its model {cpu['inference_cpu_s']:.0f}; bare "
-                  f"loop's model {cpu['bare_cpu_s']:.0f}", highlight=False)
+                  f"loop's model " + ("-" if cpu["bare_cpu_s"] is None  # inline: not measured
+                                      else f"{cpu['bare_cpu_s']:.0f}"), highlight=False)
     if json_out:
         write_file(json_out, json.dumps(data, indent=1).encode(), "overwrite")
 

@@ -94,6 +94,10 @@ class DaemonBenchResult:
         return statistics.median(getattr(r, key) for r in self.rounds)
 
     def to_json(self) -> dict[str, Any]:
+        """JSON-ready: what was not measured (NaN here) is null."""
+        return _nulls(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
         n = self.photos
         return {
             "photos": n, "options": asdict(self.options),
@@ -110,6 +114,16 @@ class DaemonBenchResult:
             "rounds": [{**asdict(r), "ratio": r.ratio, "ratio_spinning": r.ratio_spinning}
                        for r in self.rounds],
         }
+
+
+def _nulls(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulls(v) for v in value]
+    return value
 
 
 def run(photos: Sequence[Path], models: ModelsConfig, models_dir: Path,
@@ -165,8 +179,11 @@ def _config(root: Path, models: ModelsConfig, models_dir: Path,
     document = {
         "daemon": {"state_dir": "state", "heartbeat_s": 1.0, "workers": options.workers,
                    "allow_root": os.geteuid() == 0},
+        # the measured model alone is preloaded (not the config's others: the bare loop has
+        # none of them)
         "models": {**models.model_dump(mode="json", exclude_defaults=True),
-                   "dir": str(models_dir)},
+                   "dir": str(models_dir),
+                   "preload": [m for m in models.preload if m == options.model]},
         "watch": [watch],
     }
     path = root / "mattectl.toml"
