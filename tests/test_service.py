@@ -247,11 +247,12 @@ def test_sigusr1_on_a_busy_daemon_writes_every_threads_stack_and_the_daemon_goes
     os.kill(inference, signal.SIGUSR1)
     # The main thread comes last, waiting in Daemon.run (app.py) for a signal.
     main_thread = re.compile(r'mattectl/app\.py", line \d+ in run\n')
-    log = wait_for(lambda: main_thread.search(t := daemon.log_text()) and
-                   f"(pid {inference})" in t and t,
+    # (the dump's own header: "loaded model ... in its own process (pid N)" names it too)
+    header = f"the stack of every thread (pid {inference}), most recent call first"
+    log = wait_for(lambda: main_thread.search(t := daemon.log_text()) and header in t
+                   and "mattectl/backends/child.py" in t.split(header, 1)[1] and t,
                    timeout=30, what="the daemon's and the model process's stack dumps")
     assert log.count("Thread 0x") >= 3  # workers, intake, observer, ...
-    assert "mattectl/backends/child.py" in log  # the model process's own stack
     assert children(daemon.proc.pid) == {inference}  # the model's process was not restarted
     assert daemon.cli("status").returncode == 0
     assert daemon.stop() == 0
