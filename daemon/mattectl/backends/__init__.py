@@ -43,15 +43,11 @@ def spinning_threads() -> Iterator[None]:
     if _POLICY_GIVEN or "GOMP_SPINCOUNT" in os.environ:
         yield
         return
-    saved = os.environ.get("GOMP_SPINCOUNT")
     os.environ["GOMP_SPINCOUNT"] = GOMP_DEFAULT_SPINCOUNT
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop("GOMP_SPINCOUNT", None)
-        else:
-            os.environ["GOMP_SPINCOUNT"] = saved
+        os.environ.pop("GOMP_SPINCOUNT", None)
 
 BACKENDS: dict[str, str] = {
     "u2net": "mattectl.backends.u2net:U2NetBackend",

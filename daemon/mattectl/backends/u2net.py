@@ -71,13 +71,13 @@ class U2NetBackend(MattingBackend):
     _net: torch.nn.Module | None = None
     _float32: torch.nn.Module | None = None  # while loading: the network calibration starts from
     _nets: dict[str, torch.nn.Module] = {}  # noqa: RUF012 (replaced per instance in _load)
+    _torch_device: torch.device
+    _dtype: torch.dtype = torch.float32
+    _memory_format: torch.memory_format = torch.contiguous_format
 
     def __init__(self, spec: ModelSpec, weights: Path, options: ModelsConfig) -> None:
         super().__init__(spec, weights, options)
         self.codec = codec_for(spec.backend, options)
-    _torch_device: torch.device
-    _dtype: torch.dtype = torch.float32
-    _memory_format: torch.memory_format = torch.contiguous_format
 
     def _load(self) -> str:
         device = resolve_device(self.options.device)

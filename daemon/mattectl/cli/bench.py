@@ -143,12 +143,13 @@ def _bench_daemon(settings: Settings, backend: list[str] | None, images: Path | 
     table.add_row(str(result.photos), f"{data['bare_img_per_s']:.2f}",
                   f"{data['daemon_img_per_s']:.2f}", f"{result.ratio:.2f}",
                   " ".join(f"{r:.2f}" for r in data["ratio_per_round"]))
-    if not math.isnan(result.ratio_spinning):
+    spun = data["ratio_spinning"] is not None  # None: the model ran inline
+    if spun:
         table.add_row("", f"{data['bare_spinning_img_per_s']:.2f}", "",
                       f"{result.ratio_spinning:.2f}",
                       " ".join(f"{r:.2f}" for r in data["ratio_spinning_per_round"]))
     console.print(table)
-    if not math.isnan(result.ratio_spinning):
+    if spun:
         console.print("first row: the bare loop's model threads sleep when they wait, as the "
                       "daemon's do; second row: they spin (the model alone at its fastest, "
                       "but spinning threads take the cores the daemon finishes photos on)",

@@ -95,11 +95,8 @@ class DaemonBenchResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready: what was not measured (NaN here) is null."""
-        return _nulls(self._fields())
-
-    def _fields(self) -> dict[str, Any]:
         n = self.photos
-        return {
+        return _nulls({
             "photos": n, "options": asdict(self.options),
             "ratio": self.ratio, "ratio_per_round": [r.ratio for r in self.rounds],
             "ratio_spinning": self.ratio_spinning,
@@ -113,7 +110,7 @@ class DaemonBenchResult:
                                 for s in STAGES},
             "rounds": [{**asdict(r), "ratio": r.ratio, "ratio_spinning": r.ratio_spinning}
                        for r in self.rounds],
-        }
+        })
 
 
 def _nulls(value: Any) -> Any:
